@@ -1,0 +1,15 @@
+"""One exception type for every error a user can cause.
+
+The CLI prints a ``ProbeError`` as a single line and exits non-zero; anything
+else is a bug and keeps its traceback.
+"""
+
+
+class ProbeError(Exception):
+    """A user-facing error: bad model spec, bad shape, offline hub, full disk..."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise ``ProbeError(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ProbeError(message)

@@ -1,0 +1,173 @@
+"""The one core protocol: a latent map.
+
+Every model family is an adapter to :class:`LatentMap`; iteration, attractors,
+sparse coding, OOD and comparison only ever see ``encode`` / ``decode`` and the
+latent shape.
+
+Convention at the public boundary: images are float tensors ``[B, C, H, W]`` in
+``[0, 1]`` with ``C = image_channels`` (3 for every RGB model; the paper's
+grayscale conv autoencoders use 1 and also accept RGB, converted to luminance).
+Each adapter converts to its model's own convention internally.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ProbeError
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+class LatentMap(nn.Module):
+    """Encoder E and decoder D of an autoencoder; f(z) = E(D(z)) is the iterated map.
+
+    Subclasses implement :meth:`_encode`, :meth:`_decode` and :meth:`latent_shape`.
+    """
+
+    #: Channels of the images at the boundary (3 = RGB, 1 = grayscale).
+    image_channels: int = 3
+    #: Native resolution for fixed-size models (e.g. 28 for Fashion-MNIST), else None.
+    image_size: int | None = None
+    #: Spatial downsampling factor from pixels to latent (None for vector latents).
+    downsample: int | None = None
+    #: Human-readable name of what was loaded (class and source).
+    name: str = "latent-map"
+
+    # -- to implement -------------------------------------------------------
+    def _encode(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _decode(self, z: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def latent_shape(self, resolution: int | None = None) -> tuple[int, ...]:  # pragma: no cover
+        """Shape of one latent (no batch dimension) for images of ``resolution`` px."""
+        raise NotImplementedError
+
+    # -- public protocol ----------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Images ``[B, C, H, W]`` in [0, 1] -> latents ``[B, *latent_shape]``."""
+        x = self.check_images(x)
+        return self._encode(x.to(self.device, self.dtype))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``[B, *latent_shape]`` -> images ``[B, C, H, W]`` (nominally in [0, 1])."""
+        if z.dim() < 2:
+            raise ProbeError(f"latents must have a batch dimension, got shape {tuple(z.shape)}")
+        return self._decode(z.to(self.device, self.dtype))
+
+    def f(self, z: Tensor) -> Tensor:
+        """The latent map f(z) = E(D(z)) (no range checks: decoded images may leave [0, 1])."""
+        z = z.to(self.device, self.dtype)
+        return self._encode(self._decode(z))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.f(z)
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return getattr(self, "_device", torch.device("cpu"))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for t in self.parameters():
+            if t.is_floating_point():
+                return t.dtype
+        return getattr(self, "_dtype", torch.float32)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def default_resolution(self) -> int:
+        return self.image_size or 256
+
+    # -- input validation ---------------------------------------------------
+    def check_images(self, x: Tensor) -> Tensor:
+        """Validate shape and range; convert RGB to luminance for grayscale models."""
+        if not isinstance(x, Tensor):
+            raise ProbeError(f"images must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ProbeError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ProbeError(f"images must be float in [0, 1], got dtype {x.dtype} (divide uint8 by 255)")
+        c = x.shape[1]
+        if c == 3 and self.image_channels == 1:
+            w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+            x = (x * w).sum(1, keepdim=True)
+        elif c == 1 and self.image_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif c != self.image_channels:
+            raise ProbeError(f"images must have {self.image_channels} channels, got {c} (shape {tuple(x.shape)})")
+        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            raise ProbeError(
+                f"{self.name} takes {self.image_size}x{self.image_size} images, got {x.shape[-2]}x{x.shape[-1]}")
+        if self.downsample and (x.shape[-1] % self.downsample or x.shape[-2] % self.downsample):
+            raise ProbeError(f"image height and width must be multiples of {self.downsample}, got {tuple(x.shape[-2:])}")
+        if torch.isnan(x).any():
+            raise ProbeError("images contain NaN")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ProbeError(f"images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+        return x
+
+    def describe(self) -> dict:
+        """Facts about the map that every result records."""
+        return {"name": self.name, "class": type(self).__name__, "image_channels": self.image_channels,
+                "image_size": self.image_size, "parameters": self.n_parameters(), "dtype": str(self.dtype).replace("torch.", "")}
+
+
+class CallableMap(LatentMap):
+    """A latent map from any pair of tensor callables (see :func:`wrap`)."""
+
+    def __init__(self, encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
+                 latent_shape: Sequence[int] | Callable[[int], Sequence[int]], image_channels: int = 3,
+                 image_size: int | None = None, name: str = "wrapped", modules: Sequence[nn.Module] = (),
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, check_inputs: bool = True):
+        super().__init__()
+        self._enc, self._dec = encode, decode
+        self._latent_shape = latent_shape
+        self.image_channels, self.image_size, self.name = image_channels, image_size, name
+        self.check_inputs = check_inputs
+        self.inner = nn.ModuleList([m for m in modules if isinstance(m, nn.Module)])
+        self._device, self._dtype = torch.device(device), dtype
+
+    def _encode(self, x: Tensor) -> Tensor:
+        return self._enc(x)
+
+    def _decode(self, z: Tensor) -> Tensor:
+        return self._dec(z)
+
+    def check_images(self, x: Tensor) -> Tensor:
+        return super().check_images(x) if self.check_inputs else x
+
+    def latent_shape(self, resolution: int | None = None) -> tuple[int, ...]:
+        s = self._latent_shape(resolution or self.default_resolution()) if callable(self._latent_shape) else self._latent_shape
+        return tuple(int(v) for v in s)
+
+    def to(self, *args, **kwargs):  # remember device/dtype for parameter-free callables
+        out = super().to(*args, **kwargs)
+        dev, dt, *_ = torch._C._nn._parse_to(*args, **kwargs)
+        if dev is not None:
+            self._device = torch.device(dev)
+        if dt is not None:
+            self._dtype = dt
+        return out
+
+
+def wrap(encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
+         latent_shape: Sequence[int] | Callable[[int], Sequence[int]], **options) -> CallableMap:
+    """Turn any pair of tensor callables into a :class:`LatentMap`.
+
+    ``latent_shape`` is the shape of one latent, or a function of the resolution.
+    Options: ``image_channels``, ``image_size``, ``name``, ``modules`` (nn.Modules to
+    move with ``.to()``), ``device``, ``dtype``, ``check_inputs`` (False for maps whose
+    "images" are not images, e.g. toy dynamical systems).
+    """
+    return CallableMap(encode, decode, latent_shape, **options)
