@@ -35,6 +35,9 @@ class LatentMap(nn.Module):
     downsample: int | None = None
     #: Human-readable name of what was loaded (class and source).
     name: str = "latent-map"
+    #: The paper's iteration settings for this family (METHOD.md section 1): foundation
+    #: models tol 1e-5 / 500 steps; the small conv autoencoders override with 1e-6 / 3000.
+    field_defaults: dict = {"tol": 1e-5, "max_steps": 500}
 
     # -- to implement -------------------------------------------------------
     def _encode(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
