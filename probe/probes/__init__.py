@@ -1,0 +1,1 @@
+"""Probes built on the latent vector field: dictionary, memorization, OOD, comparison."""
