@@ -1,0 +1,212 @@
+"""An image set: uint8 images with optional labels, and the few transforms every probe needs.
+
+Images stay uint8 ``[N, C, H, W]`` until a batch is taken, so a 60k-image set costs 47 MB
+rather than 188 MB, and every transform is exact and reproducible. ``float()`` and
+``batches()`` give the public-boundary convention of :mod:`probe.maps.base`: float32 in [0, 1].
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ProbeError
+from ..maps.base import LUMA
+
+RESIZE_MODES = ("center-crop", "stretch")
+FILTERS = ("lanczos", "bilinear")
+
+
+def subset_indices(total: int, n: int, seed: int = 0) -> np.ndarray:
+    """The rule behind every random subset: the first ``n`` of ``default_rng(seed).permutation(total)``.
+
+    Loaders that decode lazily (folders, HF datasets) use it too, so ``load_images(spec, n=...)``
+    picks the same images as ``load_images(spec).subset(n)``.
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ProbeError(f"n must be a positive integer, got {n!r}")
+    if n > total:
+        raise ProbeError(f"asked for n={n} images but the set has only {total}")
+    return np.random.default_rng(seed).permutation(total)[:n]
+
+
+def as_nchw(array, what: str = "images") -> Tensor:
+    """uint8 images in any common layout -> uint8 tensor ``[N, C, H, W]`` (C = 1 or 3).
+
+    Accepts [N,H,W], [N,H,W,C] and [N,C,H,W] with C in {1, 3, 4} (alpha is dropped), uint8 or
+    float in [0, 1] / bool. Channels-last wins when both readings fit, as image files store it.
+    """
+    a = array.numpy() if isinstance(array, Tensor) else np.asarray(array)
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4 and a.shape[-1] in (1, 3, 4):
+        a = a.transpose(0, 3, 1, 2)
+    elif not (a.ndim == 4 and a.shape[1] in (1, 3, 4)):
+        raise ProbeError(f"{what} must be [N,H,W], [N,H,W,C] or [N,C,H,W] with C in 1/3/4, got shape {a.shape}")
+    if a.shape[1] == 4:
+        a = a[:, :3]
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+        if lo < 0 or hi > 1:
+            raise ProbeError(f"float {what} must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+        a = np.rint(a * 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise ProbeError(f"{what} must be uint8 (or float in [0, 1]), got dtype {a.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _resize_one(img: Tensor, size: int, mode: str, filter: str) -> Tensor:
+    """One uint8 [C,H,W] image -> [C,size,size]."""
+    from PIL import Image
+
+    c, h, w = img.shape
+    if mode == "center-crop":
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        img = img[:, top:top + s, left:left + s]
+    if filter == "bilinear":
+        out = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear",
+                                              align_corners=False, antialias=True)[0]
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+    arr = img.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[..., 0] if c == 1 else np.ascontiguousarray(arr))
+    out = np.asarray(pil.resize((size, size), Image.LANCZOS))
+    return torch.from_numpy(out.copy()).reshape(size, size, c).permute(2, 0, 1)
+
+
+def resize_images(images: Tensor, resolution: int, mode: str = "center-crop", filter: str = "lanczos") -> Tensor:
+    """uint8 ``[N,C,H,W]`` -> ``[N,C,r,r]``: centre crop to a square (or stretch), then resize."""
+    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or resolution < 1:
+        raise ProbeError(f"resolution must be a positive integer, got {resolution!r}")
+    if mode not in RESIZE_MODES:
+        raise ProbeError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+    if filter not in FILTERS:
+        raise ProbeError(f"unknown resize filter {filter!r}; choose one of {', '.join(FILTERS)}")
+    n, c = images.shape[:2]
+    out = torch.empty((n, c, resolution, resolution), dtype=torch.uint8)
+    for i in range(n):
+        out[i] = _resize_one(images[i], int(resolution), mode, filter)
+    return out
+
+
+def convert_channels(images: Tensor, channels: int) -> Tensor:
+    """uint8 ``[N,C,H,W]``: RGB -> luminance (ITU-R 601, as the maps use) or gray -> RGB."""
+    c = images.shape[1]
+    if channels not in (1, 3):
+        raise ProbeError(f"channels must be 1 or 3, got {channels!r}")
+    if c == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    w = torch.tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@dataclass
+class ImageSet:
+    """uint8 images ``[N, C, H, W]`` with optional int64 ``labels`` [N] and class names.
+
+    ``indices`` are positions in the set as loaded (before any subset), so a result can name
+    exactly which images it used; ``ops`` records the transforms applied, in order.
+    """
+
+    images: Tensor
+    labels: Tensor | None = None
+    classes: list[str] | None = None
+    name: str = "images"
+    source: str = ""
+    split: str = ""
+    indices: Tensor | None = None
+    ops: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not isinstance(self.images, Tensor) or self.images.dtype != torch.uint8 or self.images.dim() != 4 \
+                or self.images.shape[1] not in (1, 3):
+            got = tuple(self.images.shape) if isinstance(self.images, Tensor) else type(self.images).__name__
+            raise ProbeError(f"ImageSet images must be a uint8 tensor [N, C, H, W] with C = 1 or 3, got {got}"
+                             + (f" {self.images.dtype}" if isinstance(self.images, Tensor) else ""))
+        n = self.images.shape[0]
+        if self.labels is not None:
+            self.labels = torch.as_tensor(self.labels).to(torch.int64).reshape(-1)
+            if len(self.labels) != n:
+                raise ProbeError(f"{self.name}: {len(self.labels)} labels for {n} images")
+        if self.indices is None:
+            self.indices = torch.arange(n, dtype=torch.int64)
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
+
+    # -- basics ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    def float(self) -> Tensor:
+        """float32 ``[N, C, H, W]`` in [0, 1]."""
+        return self.images.float().div_(255)
+
+    def batches(self, batch_size: int, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> Iterator[Tensor]:
+        """Float batches in [0, 1] on ``device``; converting per batch keeps memory at uint8 size."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
+        for i in range(0, len(self), batch_size):
+            yield self.images[i:i + batch_size].to(device).to(dtype).div_(255)
+
+    def _with(self, op: str, **changes) -> "ImageSet":
+        return dataclasses.replace(self, ops=[*self.ops, op], **changes)
+
+    # -- transforms (each returns a new set) ------------------------------------
+    def take(self, idx) -> "ImageSet":
+        """The images at positions ``idx`` (in that order)."""
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64).reshape(-1)
+        return self._with(f"take({len(idx)})", images=self.images[idx].contiguous(),
+                          labels=None if self.labels is None else self.labels[idx],
+                          indices=self.indices[idx])
+
+    def subset(self, n: int, seed: int = 0) -> "ImageSet":
+        """``n`` images chosen at random, reproducibly (see :func:`subset_indices`)."""
+        idx = subset_indices(len(self), n, seed)
+        out = self.take(idx)
+        out.ops[-1] = f"subset(n={n}, seed={seed})"
+        return out
+
+    def to_channels(self, c: int) -> "ImageSet":
+        """1 = luminance (0.299 R + 0.587 G + 0.114 B), 3 = gray repeated as RGB."""
+        if c == self.channels:
+            return self
+        return self._with(f"to_channels({c})", images=convert_channels(self.images, c))
+
+    def resize(self, resolution: int, mode: str = "center-crop", filter: str = "lanczos") -> "ImageSet":
+        """Square ``resolution`` px: centre crop to a square (or ``stretch``), then resize.
+
+        ``filter``: ``lanczos`` (PIL, as the held-out sets were made) or ``bilinear`` (torch,
+        antialiased, faster for large sets).
+        """
+        if self.resolution == (resolution, resolution):
+            return self
+        return self._with(f"resize({resolution}, mode={mode}, filter={filter})",
+                          images=resize_images(self.images, resolution, mode, filter))
+
+    def describe(self) -> dict:
+        """Facts that a result records about the images it used."""
+        return {"name": self.name, "source": self.source, "split": self.split, "n": len(self),
+                "channels": self.channels, "height": self.resolution[0], "width": self.resolution[1],
+                "labels": self.labels is not None, "classes": self.classes, "ops": list(self.ops)}
+
+    def __repr__(self) -> str:
+        h, w = self.resolution
+        return (f"ImageSet({self.name!r}, split={self.split!r}, n={len(self)}, {self.channels}x{h}x{w}, "
+                f"labels={'yes' if self.labels is not None else 'no'})")
