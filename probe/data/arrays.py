@@ -26,8 +26,6 @@ def from_arrays(images: np.ndarray, labels: np.ndarray | None, *, n: int | None,
         labels = None if labels is None else labels[idx]
         meta["indices"] = torch.from_numpy(idx.astype(np.int64))
         meta["ops"] = [f"subset(n={n}, seed={seed})"]
-    else:
-        images = images.copy()
     lab = None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
     return ImageSet(as_nchw(images), lab, **meta)
 

@@ -26,13 +26,32 @@ def offline_env() -> bool:
     return any(os.environ.get(v, "").upper() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect to the Hub endpoint: without it, huggingface_hub retries for ~25 s before
+    failing. Behind a proxy a direct connect proves nothing, so it is skipped there."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    import socket
+    from urllib.parse import urlparse
+
+    import huggingface_hub.constants as hub
+
+    url = urlparse(hub.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def _honour_offline_env():
-    """datasets and huggingface_hub read the offline switches once, at import; honour a later change."""
+def _offline(force: bool = False):
+    """datasets and huggingface_hub read the offline switches once, at import; honour a later
+    change of the environment, or force offline (cache only) when the Hub is unreachable."""
     import datasets.config
     import huggingface_hub.constants as hub
 
-    if not offline_env():
+    if not (force or offline_env()):
         yield
         return
     saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE
@@ -100,8 +119,9 @@ def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int
         raise ProbeError("HF datasets is not installed (pip install datasets)") from e
     local = data_files is not None or data_dir is not None or Path(path).exists()
     where = str(data_files or data_dir or path)
+    unreachable = not local and not offline_env() and not hub_reachable()
     try:
-        with _honour_offline_env():
+        with _offline(force=unreachable):
             if local:
                 dd = datasets.load_dataset(path, config, data_files=data_files, data_dir=data_dir, cache_dir=cache_dir)
                 if split in dd:
@@ -120,6 +140,9 @@ def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int
         if offline_env() and not local:
             raise ProbeError(f"dataset {path!r} is not in the local HF cache and HF_HUB_OFFLINE / "
                              f"HF_DATASETS_OFFLINE is set; load it once online or pass a folder or .npz") from e
+        if unreachable:
+            raise ProbeError(f"dataset {path!r} is not in the local HF cache and the HF Hub is unreachable "
+                             f"(no network); pass a folder, .npz or a built-in set instead") from e
         if isinstance(e, (ConnectionError, TimeoutError, OSError)) and not local:
             raise ProbeError(f"dataset {path!r} could not be fetched from the HF Hub (no network?): {msg}") from e
         raise ProbeError(f"cannot load dataset {path!r}{f' ({config})' if config else ''}: {msg}") from e

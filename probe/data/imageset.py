@@ -58,7 +58,8 @@ def as_nchw(array, what: str = "images") -> Tensor:
         a = np.rint(a * 255).astype(np.uint8)
     elif a.dtype != np.uint8:
         raise ProbeError(f"{what} must be uint8 (or float in [0, 1]), got dtype {a.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(a))
+    a = np.ascontiguousarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())  # never alias a cached, read-only array
 
 
 def _resize_one(img: Tensor, size: int, mode: str, filter: str) -> Tensor:
