@@ -1,0 +1,270 @@
+"""The dictionary probe's result: per-image errors for dataset x basis x coder x sparsity.
+
+Per-image values are kept (not only means) so that intervals, paired comparisons between
+bases on the same images, and merges of per-dataset runs are all recomputed exactly.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .. import io
+from ..errors import ProbeError
+from .tables import Stat, markdown_table, mean_ci, paired, verdict
+
+METRICS = {"mse": "pixel MSE", "psnr": "PSNR (dB)", "latent_rel": "relative latent error ||z - z_hat|| / ||z||"}
+AE = "autoencoder"  # D(E(x)): the floor any latent-space code can reach, shown for context
+KIND = "dictionary-report"
+
+
+def skey(s: float) -> str:
+    """A sparsity as a stable key (0.05 -> '0.05', 0.03125 -> '0.03125')."""
+    return f"{float(s):.10g}"
+
+
+@dataclass
+class DictionaryReport:
+    """Dictionary-probe results; build with :func:`probe.probes.dictionary.run_dictionary`.
+
+    ``values["<dataset>|<basis>|<coder>|<sparsity>|<metric>"]`` holds one value per image,
+    ``values["<dataset>|autoencoder|<metric>"]`` the plain reconstruction D(E(x));
+    ``examples["<dataset>|<row>"]`` uint8 images for the reconstruction grid.
+    ``datasets[name]`` records the set's source, size, PCA fit, atoms and non-zeros per basis.
+    """
+
+    config: dict
+    map: dict
+    attractors: dict
+    datasets: dict[str, dict] = field(default_factory=dict)
+    values: dict[str, Tensor] = field(default_factory=dict)
+    examples: dict[str, Tensor] = field(default_factory=dict)
+
+    # -- structure ----------------------------------------------------------
+    @property
+    def bases(self) -> list[str]:
+        return list(self.config["bases"])
+
+    @property
+    def coders(self) -> list[str]:
+        return ["omp", "lasso"] if self.config["coder"] == "both" else [self.config["coder"]]
+
+    @property
+    def sparsities(self) -> list[float]:
+        return list(self.config["sparsities"])
+
+    def per_image(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
+                  metric: str = "mse") -> Tensor:
+        if basis == AE:
+            key = f"{dataset}|{AE}|{metric}"
+        else:
+            key = f"{dataset}|{basis}|{coder or self.coders[0]}|{skey(self.config['sparsity'] if sparsity is None else sparsity)}|{metric}"
+        if key not in self.values:
+            raise ProbeError(f"no result for {key.replace('|', ' / ')} in this report")
+        return self.values[key]
+
+    def stat(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
+             metric: str = "mse") -> Stat:
+        return mean_ci(self.per_image(dataset, basis, coder, sparsity, metric))
+
+    def compare(self, coder: str | None = None, sparsity: float | None = None, metric: str = "mse",
+                basis: str = "attractors", baseline: str = "orthogonal") -> dict[str, dict]:
+        """Per dataset: paired 95% interval of ``baseline - basis`` on the same images, and a verdict.
+
+        For MSE and latent error a positive difference means ``basis`` is better; for PSNR the
+        sign is flipped so that "better" always reads the same way.
+        """
+        out = {}
+        for d in self.datasets:
+            a, b = self.per_image(d, basis, coder, sparsity, metric), self.per_image(d, baseline, coder, sparsity, metric)
+            diff = paired(b, a) if metric == "psnr" else paired(a, b)
+            out[d] = {"diff": diff, "better": verdict(diff, basis, baseline).replace(" lower", " better")}
+        return out
+
+    # -- merge / save / load -------------------------------------------------
+    @classmethod
+    def merge(cls, reports: list["DictionaryReport"]) -> "DictionaryReport":
+        """One report from per-dataset reports made with the same settings, map and dictionary."""
+        if not reports:
+            raise ProbeError("no dictionary results to merge")
+        first = reports[0]
+        out = cls(first.config, first.map, first.attractors)
+        for r in reports:
+            for what in ("config", "map", "attractors"):
+                if _comparable(getattr(r, what)) != _comparable(getattr(first, what)):
+                    raise ProbeError(f"cannot merge dictionary results made with different {what}")
+            overlap = set(out.datasets) & set(r.datasets)
+            if overlap:
+                raise ProbeError(f"dataset(s) {', '.join(sorted(overlap))} appear in two results")
+            out.datasets.update(r.datasets)
+            out.values.update(r.values)
+            out.examples.update(r.examples)
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        tensors = {f"v|{k}": v.float().contiguous() for k, v in self.values.items()}
+        tensors.update({f"x|{k}": v.contiguous() for k, v in self.examples.items()})
+        meta = {"kind": KIND, "config": self.config, "map": self.map, "attractors": self.attractors,
+                "datasets": self.datasets, "summary": self.summary_rows()}
+        return io.save_result(folder, tensors, meta)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "DictionaryReport":
+        tensors, meta = io.load_result(folder)
+        if meta.get("kind") != KIND:
+            raise ProbeError(f"{folder} is not a dictionary report (kind {meta.get('kind')!r})")
+        values = {k[2:]: v for k, v in tensors.items() if k.startswith("v|")}
+        examples = {k[2:]: v for k, v in tensors.items() if k.startswith("x|")}
+        return cls(meta["config"], meta["map"], meta["attractors"], meta["datasets"], values, examples)
+
+    # -- tables ---------------------------------------------------------------
+    def summary_rows(self) -> list[dict]:
+        """One row per dataset x basis x coder x sparsity x metric (plus the autoencoder floor)."""
+        rows = []
+        for d, info in self.datasets.items():
+            for m in METRICS:
+                rows.append({"dataset": d, "basis": AE, "coder": "", "sparsity": "", "n_atoms": "", "n_nonzero": "",
+                             "metric": m, **self.stat(d, AE, metric=m).as_dict()})
+            for c in self.coders:
+                for s in self.sparsities:
+                    for b in self.bases:
+                        for m in METRICS:
+                            rows.append({"dataset": d, "basis": b, "coder": c, "sparsity": float(s),
+                                         "n_atoms": info["atoms"][b], "n_nonzero": info["n_nonzero"][skey(s)][b],
+                                         "metric": m, **self.stat(d, b, c, s, m).as_dict()})
+        return rows
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        rows = self.summary_rows()
+        buf = _io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["dataset"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+        if path is not None:
+            io._atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+        return text
+
+    def header(self, sparsity: float | None = None) -> str:
+        """One line naming every setting a reader needs to interpret the numbers."""
+        a, c = self.attractors, self.config
+        s = c["sparsity"] if sparsity is None else sparsity
+        nz = sorted({v for info in self.datasets.values() for v in info["n_nonzero"][skey(s)].values()})
+        found = (f"{a['n_found']} {a['atoms_are']} found from {a['n_seeds']} Gaussian seeds"
+                 + (f", a seeded random {a['n_atoms']} of them used" if a["n_atoms"] < a["n_found"] else ""))
+        res = sorted({str(info["resolution"]) for info in self.datasets.values()})
+        return (f"Dictionary probe, model {self.map.get('name')}: atoms = {a['n_atoms']} {a['atoms_are'].upper()} "
+                f"({found}; dynamics {a.get('verdict', '?')}; merge {a.get('merge')} > {a.get('merge_threshold')}; "
+                f"tol {a.get('tol')}; max_steps {a.get('max_steps')}); sparsity {100 * s:.4g}% = "
+                f"{'/'.join(map(str, nz))} non-zeros per code, the same for every basis; "
+                f"{c['n_images']} images per set at {'/'.join(res)} px; baselines with the same atom count: "
+                f"orthogonal = {a['n_atoms']} random orthonormal directions (QR of a seeded Gaussian), "
+                f"PCA = top components of encoded data (fit per set, see 'PCA fit'); values: mean [95% CI].")
+
+    def to_markdown(self, metric: str = "mse", sparsity: float | None = None, compare: bool = True) -> str:
+        """Header line, then a table: rows datasets; columns coder x basis; mean [95% CI]."""
+        if metric not in METRICS:
+            raise ProbeError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        cols = [(c, b) for c in self.coders for b in self.bases]
+        pair = compare and {"attractors", "orthogonal"} <= set(self.bases)
+        head = ["dataset", "n", f"{AE} D(E(x))"] + [f"{c} · {b}" for c, b in cols]
+        if pair:
+            head += [f"{c}: orthogonal − attractors (paired)" for c in self.coders]
+        rows = []
+        for d, info in self.datasets.items():
+            row = [d, str(info["n"]), self.stat(d, AE, metric=metric).format()]
+            row += [self.stat(d, b, c, sparsity, metric).format() for c, b in cols]
+            if pair:
+                for c in self.coders:
+                    r = self.compare(c, sparsity, metric)[d]
+                    row.append(f"{r['diff'].format(3)} → {r['better']}")
+            rows.append(row)
+        pca = "; ".join(f"{d}: {info['pca_fit']}" for d, info in self.datasets.items())
+        return (f"{self.header(sparsity)}\n\nMetric: {METRICS[metric]}. PCA fit: {pca}.\n\n"
+                + markdown_table(head, rows) + "\n")
+
+    def sweep_markdown(self, coder: str | None = None, metric: str = "mse") -> str:
+        """Rows dataset x sparsity; columns bases (the numbers behind the sparsity-vs-MSE plot)."""
+        coder = coder or self.coders[0]
+        head = ["dataset", "sparsity", "non-zeros"] + self.bases
+        rows = []
+        for d, info in self.datasets.items():
+            for s in self.sparsities:
+                nz = "/".join(str(info["n_nonzero"][skey(s)][b]) for b in self.bases)
+                rows.append([d, f"{100 * s:.4g}%", nz] + [self.stat(d, b, coder, s, metric).format() for b in self.bases])
+        return f"Coder {coder}, {METRICS[metric]}; non-zeros listed per basis in column order.\n\n" + markdown_table(head, rows) + "\n"
+
+    # -- figures --------------------------------------------------------------
+    def plot(self, path: str | Path | None = None, metric: str = "mse"):
+        """Sparsity (% of atoms) vs ``metric``, one panel per dataset, one line per coder x basis."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        names = list(self.datasets)
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+        for ax, d in zip(axes[0], names):
+            xs = [100 * s for s in self.sparsities]
+            for c in self.coders:
+                for b in self.bases:
+                    st = [self.stat(d, b, c, s, metric) for s in self.sparsities]
+                    ax.errorbar(xs, [t.mean for t in st], yerr=[t.half for t in st], marker="o", ms=3, capsize=2,
+                                ls="-" if c == "omp" else "--", label=f"{c} · {b}")
+            ax.axhline(self.stat(d, AE, metric=metric).mean, color="gray", ls=":", label=f"{AE} D(E(x))")
+            ax.set_xscale("log")
+            ax.set_xlabel("sparsity (% of atoms non-zero)")
+            ax.set_ylabel(METRICS[metric])
+            ax.set_title(d, fontsize=10)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{self.map.get('name')}: {self.attractors['n_atoms']} {self.attractors['atoms_are']} as atoms",
+                     fontsize=10)
+        fig.tight_layout()
+        return _finish(fig, path)
+
+    def plot_reconstructions(self, path: str | Path | None = None):
+        """Originals next to their reconstructions (one block of rows per dataset)."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        row_names = ["original", AE] + self.bases
+        blocks = [(d, r) for d in self.datasets for r in row_names if f"{d}|{r}" in self.examples]
+        if not blocks:
+            raise ProbeError("this report holds no example images")
+        fig, axes = plt.subplots(len(blocks), 1, figsize=(10, 1.3 * len(blocks)), squeeze=False)
+        s = skey(self.config["sparsity"])
+        for ax, (d, r) in zip(axes[:, 0], blocks):
+            imgs = self.examples[f"{d}|{r}"]  # uint8 [n, C, H, W]
+            strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).numpy()
+            ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
+            label = r if r in ("original", AE) else f"{r}\n{self.coders[0]} {100 * float(s):.3g}%"
+            ax.set_ylabel(f"{d}\n{label}", rotation=0, ha="right", va="center", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        return _finish(fig, path)
+
+
+def _comparable(d: dict) -> dict:
+    # batch size and device change speed, not results; everything else must match to merge or resume
+    return {k: v for k, v in io.to_jsonable(d).items() if k not in ("batch_size", "device")}
+
+
+def _finish(fig, path):
+    import matplotlib.pyplot as plt
+
+    if path is None:
+        return fig
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)  # atomic, like every other result file
+    return path

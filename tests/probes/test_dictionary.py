@@ -1,0 +1,214 @@
+"""The dictionary probe on maps whose answer is known, plus its result object, CLI and errors."""
+from __future__ import annotations
+
+import csv
+import io
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import probe
+from probe.errors import ProbeError
+from probe.probes import dictionary as dictionary_mod
+from probe.probes.dictionary import DictionaryConfig, dictionary_atoms, n_nonzero, run_dictionary
+from probe.probes.dictionary_report import DictionaryReport
+from probe.probes.tables import mean_ci, paired
+
+D_LATENT, SIDE = 8, 4  # latent vectors of 8, images 1 x 4 x 4 = 16 pixels
+
+
+# -- stand-ins for probe.sparse until it lands (TEMPORARY: removed once the real module exists) --
+def _omp(dictionary, signals, n_nonzero):
+    codes = torch.zeros(signals.shape[0], dictionary.shape[1], dtype=signals.dtype)
+    for i, y in enumerate(signals):
+        chosen, r = [], y.clone()
+        for _ in range(n_nonzero):
+            j = int((dictionary.T @ r).abs().argmax())
+            chosen.append(j)
+            sol = torch.linalg.lstsq(dictionary[:, chosen], y[:, None]).solution[:, 0]
+            r = y - dictionary[:, chosen] @ sol
+        codes[i, chosen] = sol
+    return codes
+
+
+def _lasso_like(dictionary, signals, n_nonzero):  # soft threshold at the (k+1)-th correlation
+    c = signals @ dictionary
+    t = c.abs().sort(dim=1, descending=True).values[:, n_nonzero:n_nonzero + 1] if n_nonzero < c.shape[1] else 0
+    return torch.sign(c) * (c.abs() - t).clamp_min(0)
+
+
+@pytest.fixture(autouse=True)
+def _stand_ins(monkeypatch):
+    try:
+        from probe.sparse import code  # noqa: F401
+        from probe.sparse.bases import pca_basis, random_orthogonal_basis  # noqa: F401
+    except ImportError:
+        sparse = types.ModuleType("probe.sparse")
+        bases = types.ModuleType("probe.sparse.bases")
+        sparse.code = lambda d, s, coder="omp", n_nonzero=1: (_omp if coder == "omp" else _lasso_like)(d, s, n_nonzero)
+        bases.random_orthogonal_basis = lambda dim, n, seed=0, dtype=torch.float32, device="cpu": torch.linalg.qr(
+            torch.randn(dim, n, generator=torch.Generator().manual_seed(seed)))[0].to(device, dtype)
+        bases.pca_basis = lambda z, n: torch.linalg.svd(z - z.mean(0), full_matrices=False)[2][:n].T
+        sparse.bases = bases
+        monkeypatch.setitem(__import__("sys").modules, "probe.sparse", sparse)
+        monkeypatch.setitem(__import__("sys").modules, "probe.sparse.bases", bases)
+
+
+def linear_map(seed: int = 0):
+    """D(z) = 0.5 + W z, E(x) = W^T (x - 0.5) with orthonormal W: E(D(z)) = z exactly."""
+    g = torch.Generator().manual_seed(seed)
+    w, _ = torch.linalg.qr(torch.randn(SIDE * SIDE, D_LATENT, generator=g, dtype=torch.float64))
+    w = w.float()
+    return probe.wrap(lambda x: (x.flatten(1) - 0.5) @ w, lambda z: (0.5 + z @ w.T).view(-1, 1, SIDE, SIDE),
+                      (D_LATENT,), image_channels=1, image_size=SIDE, name="linear-toy"), w
+
+
+def fake_attractors(points, ends=None, dynamics="contractive"):
+    """An attractor set as the dictionary probe reads it (points, end points, verdict, settings)."""
+    ends = points if ends is None else ends
+    return types.SimpleNamespace(points=points, end_points=ends, dynamics=dynamics, describe=lambda: {
+        "n_seeds": len(ends), "merge": "cosine", "merge_threshold": 0.99, "tol": 1e-6, "max_steps": 10})
+
+
+@pytest.fixture
+def subspace_set(tmp_path):
+    """Images D(z) whose latents lie in the span of 3 known directions: the 'attractors'."""
+    m, w = linear_map()
+    g = torch.Generator().manual_seed(1)
+    atoms = torch.linalg.qr(torch.randn(D_LATENT, 3, generator=g))[0].T  # [3, 8]
+    z = 0.12 * torch.randn(200, 3, generator=g) @ atoms
+    x = m.decode(z)
+    assert 0.0 < float(x.min()) and float(x.max()) < 1.0
+    path = tmp_path / "subspace.npz"
+    np.savez(path, images=(x[:, 0] * 255).round().to(torch.uint8).numpy())
+    return m, atoms, str(path)
+
+
+CFG = dict(n_images=100, sparsity=1.0, batch_size=50, n_examples=4)
+
+
+def test_nonzeros_follow_the_paper():
+    assert n_nonzero(0.05, 4096) == 205          # METHOD.md: 205 of 4096
+    assert n_nonzero(0.03125, 2048) == 64
+    assert n_nonzero(0.001, 100) == 1            # never an empty code
+    assert DictionaryConfig(sparsity=0.05, sweep=True).sparsities[:2] == [1.0, 0.5]
+
+
+def test_attractor_atoms_reconstruct_their_own_subspace(subspace_set):
+    m, atoms, spec = subspace_set
+    rep = run_dictionary(m, fake_attractors(atoms.clone()), [spec], DictionaryConfig(**CFG))
+    x = probe.data.load_images(spec, n=100).float()
+    z = m.encode(x)
+    # known answer: with every atom in the code OMP is least squares onto the atoms' span
+    coef = torch.linalg.lstsq(atoms.T, z.T).solution
+    expected = (m.decode((atoms.T @ coef).T).clamp(0, 1) - x).pow(2).flatten(1).mean(1)
+    got = rep.per_image(spec, "attractors")
+    assert torch.allclose(got, expected, atol=1e-8)
+    att, orth = rep.stat(spec, "attractors"), rep.stat(spec, "orthogonal")
+    assert att.mean < 1e-5 < orth.mean / 100  # 3 random directions miss most of the signal
+    assert rep.stat(spec, "pca").mean < 1e-4  # PCA has seen data from the same subspace
+    assert rep.compare()[spec]["better"] == "attractors better"
+    info = rep.datasets[spec]
+    assert info["atoms"] == {"attractors": 3, "orthogonal": 3, "pca": 3}
+    assert info["pca_fit"].startswith("100 images") and "none of them evaluated" in info["pca_fit"]
+    assert rep.attractors["atoms_are"] == "attractors" and rep.attractors["n_found"] == 3
+
+
+def test_expansive_maps_use_end_points_and_say_so(subspace_set):
+    m, atoms, spec = subspace_set
+    ends = torch.randn(20, D_LATENT)
+    rep = run_dictionary(m, fake_attractors(atoms[:0], ends, "expansive"), [spec],
+                         DictionaryConfig(**{**CFG, "sparsity": 0.25}, bases=["attractors", "orthogonal"]))
+    a = rep.attractors
+    assert a["atoms_are"] == "end points" and a["n_found"] == 20
+    assert a["n_atoms"] == D_LATENT  # capped at the latent dim so the orthogonal basis can match it
+    assert rep.datasets[spec]["n_nonzero"]["0.25"] == {"attractors": 2, "orthogonal": 2}
+    md = rep.to_markdown()
+    assert "END POINTS" in md.splitlines()[0] and "20 end points found from 20 Gaussian seeds" in md
+
+
+def test_report_round_trip_table_csv_and_figures(subspace_set, tmp_path):
+    m, atoms, spec = subspace_set
+    cfg = DictionaryConfig(**{**CFG, "sparsity": 0.5}, sweep=True, sweep_sparsities=[1.0, 0.5])
+    rep = run_dictionary(m, fake_attractors(atoms), [spec], cfg)
+    rep.save(tmp_path / "rep")
+    back = DictionaryReport.load(tmp_path / "rep")
+    assert back.to_markdown() == rep.to_markdown()
+    assert torch.equal(back.per_image(spec, "pca", sparsity=1.0), rep.per_image(spec, "pca", sparsity=1.0))
+    table = [r for r in rep.to_markdown().splitlines() if r.startswith("| ")]
+    assert len(table) == 2 and "omp · attractors" in table[0]  # header + one row per dataset
+    rows = list(csv.DictReader(io.StringIO(rep.to_csv())))
+    assert len(rows) == 3 + 2 * 3 * 3  # autoencoder x 3 metrics + sparsities x bases x metrics
+    s = mean_ci(rep.per_image(spec, "orthogonal", sparsity=1.0))
+    row = next(r for r in rows if r["basis"] == "orthogonal" and r["sparsity"] == "1.0" and r["metric"] == "mse")
+    assert float(row["mean"]) == pytest.approx(s.mean) and float(row["hi"]) == pytest.approx(s.hi)
+    for draw, name in ((rep.plot, "curve.png"), (rep.plot_reconstructions, "grid.png")):
+        assert draw(tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_intervals_are_student_t():
+    s = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert s.mean == 2.5 and s.half == pytest.approx(3.182446 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-5)
+    d = paired([1.0, 1.0, 1.0], [2.0, 2.1, 1.9])
+    assert d.mean == pytest.approx(1.0) and d.lo > 0
+
+
+def test_resume_skips_finished_sets_and_rejects_other_settings(subspace_set, tmp_path, monkeypatch):
+    m, atoms, spec = subspace_set
+    cfg, aset = DictionaryConfig(**CFG), fake_attractors(atoms)
+    run_dictionary(m, aset, [spec], cfg, out=tmp_path)
+    calls = []
+    real = dictionary_mod.evaluate_dataset
+    monkeypatch.setattr(dictionary_mod, "evaluate_dataset", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    rep = run_dictionary(m, aset, [spec, "digits"], cfg, out=tmp_path)
+    assert calls == ["digits"] and list(rep.datasets) == [spec, "digits"]
+    with pytest.raises(ProbeError, match="different settings.*sparsity"):
+        run_dictionary(m, aset, [spec], DictionaryConfig(**{**CFG, "sparsity": 0.5}), out=tmp_path)
+
+
+def test_interrupt_keeps_finished_datasets(subspace_set, tmp_path, monkeypatch):
+    m, atoms, spec = subspace_set
+    real = dictionary_mod.evaluate_dataset
+
+    def stop_on_second(*a, **k):
+        if a[1] == "digits":
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(dictionary_mod, "evaluate_dataset", stop_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_dictionary(m, fake_attractors(atoms), [spec, "digits"], DictionaryConfig(**CFG), out=tmp_path)
+    kept = [p.name for p in (tmp_path / "datasets").iterdir()]
+    assert len(kept) == 1 and kept[0].startswith("subspace.npz-")  # the finished set, not the interrupted one
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(sparsity=0.0), r"sparsity must be a fraction of atoms in \(0, 1\]"),
+    (dict(sparsity=1.5), r"got 1.5"),
+    (dict(coder="ista"), "unknown coder 'ista'"),
+    (dict(bases=["attractors", "fourier"]), "unknown basis fourier"),
+])
+def test_bad_settings_are_one_line(kw, match):
+    with pytest.raises(ProbeError, match=match) as e:
+        DictionaryConfig(**kw)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_inputs_are_one_line(subspace_set):
+    m, atoms, spec = subspace_set
+    with pytest.raises(ProbeError, match=r"latent shape \(5,\).*\(8,\)"):
+        dictionary_atoms(fake_attractors(torch.randn(4, 5)), (D_LATENT,))
+    with pytest.raises(ProbeError, match="no-such-set"):
+        run_dictionary(m, fake_attractors(atoms), ["no-such-set"], DictionaryConfig(**CFG))
+
+
+def test_lasso_codes_at_the_same_sparsity(subspace_set):
+    m, atoms, spec = subspace_set
+    cfg = DictionaryConfig(**{**CFG, "sparsity": 0.5, "n_images": 200}, coder="both", bases=["orthogonal", "pca"])
+    rep = run_dictionary(m, fake_attractors(atoms), [spec], cfg)
+    assert "cross-fit" in rep.datasets[spec]["pca_fit"]  # every image is evaluated: PCA fits on the other half
+    assert rep.datasets[spec]["n_nonzero"]["0.5"] == {"orthogonal": 2, "pca": 2}
+    omp, lasso = rep.stat(spec, "orthogonal", "omp"), rep.stat(spec, "orthogonal", "lasso")
+    assert omp.mean <= lasso.mean * (1 + 1e-6)  # on an orthonormal basis OMP keeps the best 2 exactly
