@@ -64,10 +64,14 @@ def list_folder(folder: Path, split: str) -> tuple[Path, list[Path], list[int] |
 
 def load_folder(path: str | Path, *, split: str = "test", n: int | None = None, seed: int = 0,
                 resolution: int | None = None) -> ImageSet:
-    """Every image file under ``path`` (sorted by path; class subfolders give labels)."""
+    """Every image file under ``path`` (sorted by path; class subfolders give labels), or the
+    one image when ``path`` is an image file."""
     from PIL import Image, UnidentifiedImageError
 
-    folder, files, labels, classes = list_folder(Path(path), split)
+    if Path(path).is_file():
+        folder, files, labels, classes = Path(path), [Path(path)], None, None
+    else:
+        folder, files, labels, classes = list_folder(Path(path), split)
     keep = subset_indices(len(files), n, seed) if n is not None else np.arange(len(files))
 
     def opener(p: Path):
@@ -82,6 +86,6 @@ def load_folder(path: str | Path, *, split: str = "test", n: int | None = None, 
 
     images, ops = stack_pictures([opener(files[i]) for i in keep], resolution, str(folder))
     return ImageSet(images, None if labels is None else torch.tensor([labels[i] for i in keep]), classes,
-                    name=Path(path).name, source=str(folder), split=split,
+                    name=Path(path).stem, source=str(folder), split=split,
                     indices=torch.from_numpy(keep.astype(np.int64)),
                     ops=([f"subset(n={n}, seed={seed})"] if n is not None else []) + ops)

@@ -62,23 +62,34 @@ def as_nchw(array, what: str = "images") -> Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())  # never alias a cached, read-only array
 
 
-def _resize_one(img: Tensor, size: int, mode: str, filter: str) -> Tensor:
-    """One uint8 [C,H,W] image -> [C,size,size]."""
+def _crop_square(images: Tensor) -> Tensor:
+    h, w = images.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return images[..., top:top + s, left:left + s]
+
+
+def _lanczos(images: Tensor, size: int) -> Tensor:
     from PIL import Image
 
-    c, h, w = img.shape
-    if mode == "center-crop":
-        s = min(h, w)
-        top, left = (h - s) // 2, (w - s) // 2
-        img = img[:, top:top + s, left:left + s]
-    if filter == "bilinear":
-        out = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear",
-                                              align_corners=False, antialias=True)[0]
-        return out.round_().clamp_(0, 255).to(torch.uint8)
-    arr = img.permute(1, 2, 0).numpy()
-    pil = Image.fromarray(arr[..., 0] if c == 1 else np.ascontiguousarray(arr))
-    out = np.asarray(pil.resize((size, size), Image.LANCZOS))
-    return torch.from_numpy(out.copy()).reshape(size, size, c).permute(2, 0, 1)
+    n, c = images.shape[:2]
+    arr = images.permute(0, 2, 3, 1).contiguous().numpy()
+    out = np.empty((n, size, size, c), dtype=np.uint8)
+    for i in range(n):
+        pil = Image.fromarray(arr[i, ..., 0] if c == 1 else arr[i])
+        out[i] = np.asarray(pil.resize((size, size), Image.LANCZOS)).reshape(size, size, c)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _bilinear(images: Tensor, size: int) -> Tensor:
+    n, c = images.shape[:2]
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    step = max(1, 2 ** 24 // (c * max(size, images.shape[-1]) * max(size, images.shape[-2])))  # ~64 MB floats
+    for i in range(0, n, step):
+        y = torch.nn.functional.interpolate(images[i:i + step].float(), size=(size, size), mode="bilinear",
+                                            align_corners=False, antialias=True)
+        out[i:i + step] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def resize_images(images: Tensor, resolution: int, mode: str = "center-crop", filter: str = "lanczos") -> Tensor:
@@ -89,11 +100,11 @@ def resize_images(images: Tensor, resolution: int, mode: str = "center-crop", fi
         raise ProbeError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
     if filter not in FILTERS:
         raise ProbeError(f"unknown resize filter {filter!r}; choose one of {', '.join(FILTERS)}")
-    n, c = images.shape[:2]
-    out = torch.empty((n, c, resolution, resolution), dtype=torch.uint8)
-    for i in range(n):
-        out[i] = _resize_one(images[i], int(resolution), mode, filter)
-    return out
+    if mode == "center-crop":
+        images = _crop_square(images)
+    if tuple(images.shape[-2:]) == (resolution, resolution):
+        return images.contiguous()
+    return (_lanczos if filter == "lanczos" else _bilinear)(images, int(resolution))
 
 
 def convert_channels(images: Tensor, channels: int) -> Tensor:
@@ -200,6 +211,29 @@ class ImageSet:
             return self
         return self._with(f"resize({resolution}, mode={mode}, filter={filter})",
                           images=resize_images(self.images, resolution, mode, filter))
+
+    def save(self, path) -> "Path":
+        """Write a ``.npz`` that ``load_images(path)`` reads back: images [N,H,W,C], labels, classes,
+        source, and the ``indices`` into the set it came from. Written atomically."""
+        from pathlib import Path
+
+        from ..io import _atomic_write
+
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ProbeError(f"an ImageSet saves as .npz, got {path}")
+        arrays = {"images": self.images.permute(0, 2, 3, 1).numpy(), "indices": self.indices.numpy(),
+                  "source": np.array(" | ".join(filter(None, [self.name, self.source, self.split, *self.ops])))}
+        if self.labels is not None:
+            arrays["labels"] = self.labels.numpy()
+        if self.classes is not None:
+            arrays["classes"] = np.array(self.classes)
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        _atomic_write(path, write)
+        return path
 
     def describe(self) -> dict:
         """Facts that a result records about the images it used."""

@@ -6,10 +6,11 @@ from pathlib import Path
 from ..errors import ProbeError
 from .arrays import load_npz
 from .builtin import BUILTIN
-from .folder import load_folder
+from .folder import IMAGE_SUFFIXES, load_folder
 from .imageset import ImageSet
 
-SPEC_HELP = ("a built-in name (see dataset_names()), a folder of images (class subfolders give labels), "
+SPEC_HELP = ("a built-in name (see dataset_names()), a folder of images (class subfolders give labels; "
+             "a train/ or test/ subfolder is used for that split) or one image file, "
              "a .npz with 'images' (and optional 'labels', 'classes'), a .parquet file, "
              "or hf:<dataset>[:<config or local path>] for HF datasets")
 
@@ -54,7 +55,9 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
         loader = BUILTIN[key.lower()][0]
         extra = {"channels": channels} if getattr(loader, "takes_channels", False) else {}
         images = loader(split, n, seed, resolution, **extra)
-    elif path.is_dir():
+    elif key.startswith("hf:"):
+        images = _hf(key, **kw)
+    elif path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         images = load_folder(path, **kw)
     elif path.suffix.lower() == ".npz":
         images = load_npz(path, n=n, seed=seed, split=split)
@@ -62,7 +65,7 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
         from .hub import load_hf
 
         images = load_hf(path.suffix[1:].lower(), data_files=str(path), **kw)
-    elif key.startswith(("/", "./", "../", "~")) or (path.suffix and path.suffix.lower() in (".png", ".jpg")):
+    elif key.startswith(("/", "./", "../", "~")) or path.suffix.lower() in IMAGE_SUFFIXES | {".parquet", ".arrow"}:
         raise ProbeError(f"no such file or folder: {key}")
     elif key.startswith("noise:"):
         raise ProbeError(f"unknown noise kind {key!r}; choose noise:uniform or noise:gaussian")
@@ -70,8 +73,6 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
         try:
             images = _hf(key, **kw)
         except ProbeError as e:
-            if key.startswith("hf:"):
-                raise
             raise ProbeError(f"{e} ({key!r} is not a built-in set: {', '.join(BUILTIN)})") from e
     if channels is not None:
         images = images.to_channels(channels)

@@ -29,6 +29,10 @@ def test_folder_with_class_subfolders(tmp_path):
     assert s.images.shape == (6, 3, 12, 12) and s.classes == ["cat", "dog"]
     assert s.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(s.images, torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))  # png is lossless
+    one = load_images(tmp_path / "pets" / "dog" / "1.png")
+    assert len(one) == 1 and torch.equal(one.images[0], s.images[4]) and one.labels is None
+    with pytest.raises(ProbeError, match="no such file"):
+        load_images("missing.png")
     sub = load_images(str(tmp_path / "pets"), n=4, seed=2)
     assert torch.equal(sub.images, s.subset(4, seed=2).images) and torch.equal(sub.labels, s.subset(4, seed=2).labels)
 

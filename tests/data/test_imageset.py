@@ -98,3 +98,14 @@ def test_describe_records_what_a_result_needs():
     assert d == {"name": "toy", "source": "test", "split": "test", "n": 4, "channels": 1, "height": 3, "width": 3,
                  "labels": True, "classes": ["a", "b", "c"],
                  "ops": ["subset(n=4, seed=0)", "to_channels(1)", "resize(3, mode=center-crop, filter=lanczos)"]}
+
+
+def test_save_npz_round_trips_through_load_images(tmp_path):
+    from probe.data import load_images
+
+    s = make(10).subset(5, seed=1)
+    back = load_images(s.save(tmp_path / "part.npz"))
+    assert torch.equal(back.images, s.images) and torch.equal(back.labels, s.labels) and back.classes == s.classes
+    assert "subset(n=5, seed=1)" in back.source
+    with pytest.raises(ProbeError, match=".npz"):
+        s.save(tmp_path / "part.pt")
