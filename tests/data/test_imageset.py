@@ -109,3 +109,8 @@ def test_save_npz_round_trips_through_load_images(tmp_path):
     assert "subset(n=5, seed=1)" in back.source
     with pytest.raises(ProbeError, match=".npz"):
         s.save(tmp_path / "part.pt")
+
+
+def test_batches_land_on_the_requested_device(device):
+    x = next(make(6).batches(4, device=device))
+    assert x.device.type == torch.device(device).type and x.shape == (4, 3, 6, 6)
