@@ -59,10 +59,13 @@ class OODConfig:
     merge_threshold: float = field(0.99, "end points merge when cosine > this (the paper: 0.99)")
     knn_k: int = field(50, "K of the KNN baseline (large, as in Sun et al. 2022)")
     knn_metric: str = field("cosine", "KNN distance: cosine (L2 between unit-normalised latents, Sun et al.) or l2")
-    batch_size: int = field(128, "images per batch; the trajectory of a batch is held in memory on the CPU")
+    batch_size: int = field(128, "images per batch when encoding and reconstructing")
     seed: int = field(0, "seed of the random image subsets")
+    power_iters: int = field(30, "Jacobian-vector products per stability check of each attractor (>= 2)")
 
     def __post_init__(self):
+        if int(self.power_iters) < 2:
+            raise ValueError(f"power_iters must be >= 2, got {self.power_iters}")
         for name in ("n_train", "n_test", "knn_k", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -162,42 +165,36 @@ def reconstruction_error(map: LatentMap, images, batch_size: int = 128) -> Tenso
     return torch.cat(out)
 
 
-def _path_bt(traj, batch: int) -> Tensor:
-    """The recorded trajectory as ``[B, T+1, d]`` whatever layout iterate stored."""
-    path = traj.path
-    if isinstance(path, (list, tuple)):
-        path = torch.stack(list(path), 1 if path[0].shape[0] == batch else 0)
-    if path.shape[0] != batch:  # time-major [T+1, B, ...]
-        path = path.transpose(0, 1)
-    return path.reshape(batch, path.shape[1], -1)
+#: Floats of recorded trajectory held at once (256 MB): seeds are scored in chunks of this size.
+PATH_BUDGET = 2 ** 26
 
 
 @torch.no_grad()
-def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float, max_steps: int,
-                      batch_size: int = 128) -> dict[str, Tensor]:
-    """Trajectory score and the iteration facts of each z_0 (steps, converged, first residual).
+def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float, max_steps: int) -> dict[str, Tensor]:
+    """Trajectory score of each z_0 with its iteration facts (steps, status, first residual).
 
-    The mean runs over z_0 .. z_{steps_i}: a sample that converged early is not padded with
-    copies of its end point, which would pull its score toward the end-point distance.
+    The mean runs over the recorded z_0 .. z_{steps_i} only: iterate pads a seed that stopped
+    early with copies of its end point, which would pull its score toward the end-point
+    distance. A seed that diverged (went NaN / inf) is scored on its finite states.
     """
     from ..field import iterate
 
-    scores, steps, conv, first = [], [], [], []
-    for i in range(0, len(z0), batch_size):
-        zb = z0[i:i + batch_size]
-        traj = iterate(map, zb, tol=tol, max_steps=max_steps, record=True)
-        path = _path_bt(traj, len(zb))
-        n_steps = torch.as_tensor(traj.steps).reshape(-1).long().cpu()
-        n_pts = path.shape[1]
-        dist = nearest_distance(path.reshape(-1, path.shape[-1]), attractors).reshape(len(zb), n_pts).cpu()
-        keep = torch.arange(n_pts)[None, :] <= n_steps.clamp(max=n_pts - 1)[:, None]
-        scores.append((dist * keep).sum(1) / keep.sum(1))
-        steps.append(n_steps.float())
-        conv.append(torch.as_tensor(traj.converged).reshape(-1).bool().cpu())
-        # computed here rather than read from traj so its meaning (L2, not squared) is fixed
-        first.append((map.f(zb) - zb.to(map.device, map.dtype)).float().flatten(1).norm(dim=1).cpu())
-    return {"trajectory": torch.cat(scores), "steps": torch.cat(steps), "converged": torch.cat(conv),
-            "first_residual": torch.cat(first)}
+    d = int(z0[0].numel())
+    chunk = max(1, PATH_BUDGET // ((int(max_steps) + 1) * d))
+    scores, steps, status, first = [], [], [], []
+    for i in range(0, len(z0), chunk):
+        traj = iterate(map, z0[i:i + chunk], tol=tol, max_steps=max_steps, record=True)
+        path = traj.path.reshape(len(traj.path), traj.path.shape[1], -1)
+        n, n_pts = path.shape[:2]
+        dist = nearest_distance(path.reshape(n * n_pts, d), attractors).reshape(n, n_pts).cpu()
+        keep = (torch.arange(n_pts)[None, :] < traj.path_len.reshape(-1, 1)) & torch.isfinite(dist)
+        scores.append(torch.where(keep, dist, 0).sum(1) / keep.sum(1).clamp_min(1))
+        steps.append(traj.steps.float())
+        status.append(traj.status.long())
+        first.append(traj.first_residual.float())  # ||f(z_0) - z_0||, L2 (not squared)
+    status = torch.cat(status)
+    return {"trajectory": torch.cat(scores), "steps": torch.cat(steps), "status": status,
+            "converged": status == 0, "first_residual": torch.cat(first)}
 
 
 # -- the harness ---------------------------------------------------------------------
@@ -226,25 +223,26 @@ class OODDetector:
         score_steps = int(config.score_steps or max_steps)
         z = encode_all(map, train_images, config.batch_size)
         found = find_attractors(map, seeds=z, merge=config.merge, merge_threshold=config.merge_threshold,
-                                tol=tol, max_steps=max_steps)
-        points = found.points
-        if points is None or len(points) == 0:
-            raise ProbeError(f"no attractors found from {len(z)} training latents (tol {tol}, max_steps {max_steps})")
-        info = {"n_attractors": int(len(points)), "merge": config.merge, "merge_threshold": config.merge_threshold,
-                "n_seeds": int(len(z))}
-        for name in ("converged", "n_converged", "fraction_converged"):
-            if hasattr(found, name):
-                v = getattr(found, name)
-                info[name] = float(v.float().mean()) if isinstance(v, Tensor) and v.numel() > 1 else v
+                                tol=tol, max_steps=max_steps, power_iters=config.power_iters, probe_points=0)
+        points, kind = found.points, "attractors"
+        info = {"n_seeds": int(len(z)), "merge": config.merge, "merge_threshold": config.merge_threshold,
+                "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1]}
+        if len(points) == 0:
+            # an expansive map (TAEF2) has no converged seed and so no attractor: the training
+            # trajectories' end points z_T, merged by the same rule, are the only reference there is
+            from ..field import merge_end_points
+
+            _, leaders = merge_end_points(found.end_points, config.merge, config.merge_threshold)
+            points, kind = found.end_points[leaders], "end points"
+        info.update(n_attractors=int(len(points)), reference=kind)
         return cls(map, config, points.to(map.device), z, Mahalanobis.fit(z), tol, max_steps, score_steps, info)
 
     @torch.no_grad()
     def score(self, images) -> dict[str, Tensor]:
-        """Every method's score ``[N]`` (CPU) plus ``converged`` for the images."""
+        """Every method's score ``[N]`` (CPU) plus the iteration ``status`` and ``converged`` flags."""
         cfg = self.config
         z = encode_all(self.map, images, cfg.batch_size)
-        out = trajectory_scores(self.map, z, self.attractors, tol=self.tol, max_steps=self.score_steps,
-                                batch_size=cfg.batch_size)
+        out = trajectory_scores(self.map, z, self.attractors, tol=self.tol, max_steps=self.score_steps)
         out["attractor_z0"] = nearest_distance(z, self.attractors).cpu()
         out["knn"] = knn_distance(self.train_latents, z, cfg.knn_k, cfg.knn_metric).cpu()
         out["mahalanobis"] = self.mahalanobis.score(z)
@@ -266,16 +264,20 @@ def run_ood(map: LatentMap, train, test_in, test_out: dict, config: OODConfig = 
     say = progress or (lambda msg: None)
     say(f"attractors from {_n(train)} training images")
     det = OODDetector.fit(map, train, config)
-    scores, converged, data = {}, {}, {"train": _describe(train, "train")}
+    from ..field.iterate import STATUS
+
+    scores, converged, status, data = {}, {}, {}, {"train": _describe(train, "train")}
     for name, images in [(in_name, test_in), *test_out.items()]:
         say(f"scoring {name} ({_n(images)} images)")
         s = det.score(images)
+        st = s.pop("status")
         converged[name] = float(s.pop("converged").float().mean())
+        status[name] = {label: int((st == code).sum()) for code, label in enumerate(STATUS)}
         for method in METHODS:
             scores.setdefault(method, {})[name] = s[method]
         data[name] = _describe(images, name)
     info = {"attractors": det.attractor_info, "tol": det.tol, "max_steps": det.max_steps,
-            "score_steps": det.score_steps, "fraction_converged": converged, "data": data,
+            "score_steps": det.score_steps, "fraction_converged": converged, "status": status, "data": data,
             "methods": METHODS, "device": str(map.device)}
     return OODReport(scores=scores, in_name=in_name, out_names=list(test_out), config=asdict(config),
                      map=map.describe(), info=info)
@@ -320,20 +322,31 @@ class OODReport:
     def header(self) -> str:
         a, i = self.info["attractors"], self.info
         d = i["data"]
+        ref = "attractor(s)" if a.get("reference", "attractors") == "attractors" else "merged end points (no attractor)"
         return (f"OOD detection with {self.map.get('name')}: train = {d['train'].get('name')} "
-                f"(n={d['train'].get('n')}, {a['n_attractors']} attractors, merge {a['merge']} > "
+                f"(n={d['train'].get('n')}, {a['n_attractors']} {ref}, merge {a['merge']} > "
                 f"{a['merge_threshold']}), in = {self.in_name} (n={d[self.in_name].get('n')}), "
                 f"tol {i['tol']:g}, attractor steps <= {i['max_steps']}, score steps T <= {i['score_steps']}, "
                 f"KNN K={self.config['knn_k']} ({self.config['knn_metric']})")
 
     def notes(self) -> list[str]:
         """Plain statements of where the trajectory score fails, inverts or could not converge."""
-        m, notes = self.metrics(), []
+        m, notes, a = self.metrics(), [], self.info["attractors"]
+        if a.get("diagnosis"):
+            notes.append(f"attractor search from {a.get('n_seeds')} training latents: {a['diagnosis']}")
+        if a.get("reference") == "end points":
+            notes.append(f"no training trajectory converged, so there are no attractors: the trajectory score "
+                         f"measures distances to the {a['n_attractors']} merged end points z_T of the training "
+                         f"trajectories after {self.info['max_steps']} steps instead.")
         for name, frac in self.info["fraction_converged"].items():
             if frac < 1:
+                counts = ", ".join(f"{k} {v}" for k, v in self.info.get("status", {}).get(name, {}).items()
+                                   if k != "converged" and v)
                 notes.append(f"{name}: {100 * (1 - frac):.1f}% of trajectories did not converge within "
-                             f"{self.info['score_steps']} steps; their trajectory score is the mean over "
-                             f"z_0..z_{self.info['score_steps']} and their step count is the budget.")
+                             f"{self.info['score_steps']} steps" + (f" ({counts})" if counts else "") +
+                             f"; their trajectory score is the mean over the states z_0..z_T they reached "
+                             f"(T = {self.info['score_steps']} unless stopped early in a cycle) and their "
+                             f"step count is where they stopped, not a convergence time.")
         for name in self.out_names:
             t = m["trajectory"][name]["auroc"]
             if t < 0.5:
@@ -355,13 +368,14 @@ class OODReport:
             cells = []
             for n in self.out_names:
                 c = m[method][n]
-                cell = f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f}"
+                cell = f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f} [{100 * c['auroc_lo']:.1f}, {100 * c['auroc_hi']:.1f}]"
                 cell = f"**{cell}**" if best[n] == method else cell
                 cells.append(cell + (" (inverted)" if c["auroc"] < 0.5 else ""))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += ["", "FPR95: % of OOD images accepted at the threshold keeping 95% of in-distribution images "
                   "(lower is better). AUROC in % with in-distribution as positive (higher is better; < 50 = "
-                  "inverted). Bold: best AUROC per set. Every score is higher = more OOD."]
+                  "inverted), then its 95% bootstrap interval. Bold: best AUROC per set. Every score is "
+                  "higher = more OOD."]
         lines += [f"- {k}: {v}" for k, v in METHODS.items() if k in m]
         notes = self.notes()
         if notes:
@@ -396,7 +410,9 @@ class OODReport:
         for ax, method in zip(axes.flat, methods):
             per_set = self.scores[method]
             allv = torch.cat([per_set[n] for n in [self.in_name, *self.out_names]]).double()
-            bins = torch.linspace(float(allv.min()), float(allv.max()) + 1e-12, 41).numpy()
+            lo, hi = float(allv.min()), float(allv.max())
+            pad = 0.5 * max(hi - lo, 1e-3 * abs(hi), 1e-6) if hi - lo < 1e-9 * max(1.0, abs(hi)) else 0.0
+            bins = torch.linspace(lo - pad, hi + pad, 41, dtype=torch.float64).numpy()  # constant scores: one bar
             for n in [self.in_name, *self.out_names]:
                 ax.hist(per_set[n].double().numpy(), bins=bins, histtype="step", density=True,
                         linewidth=2 if n == self.in_name else 1.2, label=n + (" (in)" if n == self.in_name else ""))
