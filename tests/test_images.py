@@ -1,0 +1,72 @@
+"""Sample photos, metrics with known answers, and image grids."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from probe import ProbeError
+from probe.images import PHOTOS, grid, load_image, luminance, mse, psnr, sample_photo, sample_photos, save_grid, square, to_pil
+
+
+def test_sample_photo_is_the_real_china_jpg():
+    from sklearn.datasets import load_sample_image
+
+    x = sample_photo(64)
+    assert x.shape == (1, 3, 64, 64) and x.dtype == torch.float32
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and float(x.std()) > 0.1  # a photo, not a flat image
+    # same pixels as a center crop + Lanczos resize of the original, done here by hand
+    a = load_sample_image("china.jpg")
+    h, w, _ = a.shape
+    s = min(h, w)
+    crop = Image.fromarray(a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]).resize((64, 64), Image.LANCZOS)
+    torch.testing.assert_close(x[0], torch.from_numpy(np.array(crop)).permute(2, 0, 1).float() / 255)
+
+
+def test_sample_photos_are_distinct():
+    xs = sample_photos(len(PHOTOS), 32)
+    assert xs.shape == (len(PHOTOS), 3, 32, 32)
+    flat = xs.flatten(1)
+    assert torch.cdist(flat, flat).add(torch.eye(len(PHOTOS)) * 1e9).min() > 1  # no two alike
+    with pytest.raises(ProbeError, match="asked for"):
+        sample_photos(len(PHOTOS) + 1)
+
+
+def test_metrics_known_answers():
+    x = torch.zeros(2, 3, 4, 4)
+    y = x.clone()
+    y[0] += 0.1  # MSE 0.01 -> 20 dB
+    y[1, :, :2] += 0.5  # half the pixels off by 0.5: MSE 0.125
+    torch.testing.assert_close(mse(x, y), torch.tensor([0.01, 0.125]))
+    torch.testing.assert_close(psnr(x, y), torch.tensor([20.0, -10 * math.log10(0.125)]))
+    torch.testing.assert_close(psnr(x * 255, y * 255, data_range=255.0), psnr(x, y))
+    assert psnr(x, x)[0] == float("inf")
+    with pytest.raises(ProbeError, match="differ in shape"):
+        psnr(x, y[:1])
+
+
+def test_luminance_and_square():
+    x = torch.rand(1, 3, 5, 5)
+    torch.testing.assert_close(luminance(x)[:, 0], 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])
+    gray = np.tile(np.arange(8, dtype=np.uint8)[None], (4, 1)) * 30  # 4x8 ramp -> centre 4x4, to RGB
+    s = square(gray, 4)
+    assert s.shape == (1, 3, 4, 4)
+    torch.testing.assert_close(s[0, 0, 0], torch.tensor([60.0, 90, 120, 150]) / 255)
+
+
+def test_grid_and_round_trip_through_png(tmp_path):
+    imgs = torch.rand(5, 3, 16, 16)
+    path = save_grid(imgs, tmp_path / "g.png", nrow=3, labels=list("abcde"))
+    back = load_image(path)
+    assert back.shape == (1, 3, 2 * (16 + 12 + 2) + 2, 3 * (16 + 2) + 2)
+    # the first tile is the first image, up to 8-bit rounding
+    torch.testing.assert_close(back[0, :, 2:18, 2:18], imgs[0], atol=1 / 255, rtol=0)
+    assert to_pil(imgs[:1, :1]).mode == "L"
+    assert grid(imgs, nrow=8).size == (5 * 18 + 2, 18 + 2)
+    with pytest.raises(ProbeError, match="labels"):
+        grid(imgs, labels=["a"])
+    with pytest.raises(ProbeError, match="cannot read image"):
+        load_image(tmp_path / "missing.png")
