@@ -31,6 +31,7 @@ BASES = ("attractors", "orthogonal", "pca")
 CODERS = ("omp", "lasso", "both")
 ATOMS_FROM = ("auto", "attractors", "end_points")
 #: The paper's sweep halves the atom count from all of them down to 32 of 4096 (METHOD.md 4).
+PSNR_CAP = 100.0  # dB, for reconstructions identical to the image
 SWEEP = [1.0, 0.5, 0.25, 0.125, 0.0625, 0.05, 0.03125, 0.015625, 0.0078125]
 
 
@@ -101,53 +102,43 @@ def resolution_of(map: LatentMap, cfg: DictionaryConfig) -> int:
 
 
 # -- the dictionary ---------------------------------------------------------------
-def dictionary_atoms(attractors: Any, latent_shape: tuple[int, ...], atoms_from: str = "auto",
+def dictionary_atoms(aset: Any, latent_shape: tuple[int, ...], atoms_from: str = "auto",
                      seed: int = 0) -> tuple[Tensor, dict]:
-    """Flattened atoms ``[n_atoms, D]`` from an attractor set, and a description of what they are.
+    """Flattened atoms ``[n_atoms, D]`` from an :class:`~probe.field.AttractorSet`, and what they are.
 
-    The atom count is capped at the latent dimension D so that the orthogonal baseline (at
-    most D orthonormal directions) has as many atoms; a seeded random subset is kept then.
+    Atoms are the stable fixed points (attractors). ``auto`` takes the end points after
+    ``max_steps`` instead when the map is expansive or has no stable point: those are then the
+    only data-free dictionary there is, and every table says so. The atom count is capped at
+    the latent dimension D so that the orthogonal baseline (at most D orthonormal directions)
+    has as many atoms; a seeded random subset is kept then.
     """
-    points = getattr(attractors, "points", None)
-    ends = getattr(attractors, "end_points", None)
-    if points is None and ends is None:
-        raise ProbeError(f"not an attractor set: {type(attractors).__name__} has neither points nor end_points")
+    points, ends = getattr(aset, "points", None), getattr(aset, "end_points", None)
+    if points is None or ends is None:
+        raise ProbeError(f"not an attractor set: {type(aset).__name__} lacks points or end_points")
     for name, t in (("attractors", points), ("end points", ends)):
-        if t is not None and t.numel() and tuple(t.shape[1:]) != tuple(latent_shape):
+        if t.numel() and tuple(t.shape[1:]) != tuple(latent_shape):
             raise ProbeError(f"attractor set does not fit this map: its {name} have latent shape {tuple(t.shape[1:])}, "
                              f"the map's latents are {tuple(latent_shape)} (compute them at the same resolution)")
-    verdict = _verdict(attractors)
-    use_ends = atoms_from == "end_points" or (atoms_from == "auto" and verdict == "expansive")
-    chosen = ends if use_ends else points
-    if chosen is None or chosen.numel() == 0:
-        raise ProbeError(f"the attractor set holds no {'end points' if use_ends else 'attractors'} "
-                         f"(dynamics {verdict}); try atoms_from={'attractors' if use_ends else 'end_points'}")
-    flat = chosen.detach().reshape(chosen.shape[0], -1).float()
-    dim, found = flat.shape[1], flat.shape[0]
+    stable = getattr(aset, "stable", None)
+    attractors = points[stable.bool()] if stable is not None and len(stable) == len(points) else points
+    verdict = str(getattr(aset, "verdict", "unknown"))
+    use_ends = atoms_from == "end_points" or (atoms_from == "auto" and (verdict == "expansive" or not len(attractors)))
+    chosen = ends if use_ends else attractors
+    if not len(chosen):
+        raise ProbeError(f"the attractor set holds no stable attractors (dynamics {verdict}, {len(points)} fixed "
+                         f"points); use atoms_from=end_points to code with the end points")
+    flat = chosen.detach().reshape(len(chosen), -1).float().cpu()
+    found, dim = flat.shape
     if found > dim:
-        g = torch.Generator().manual_seed(seed)
-        flat = flat[torch.randperm(found, generator=g)[:dim].sort().values]
-    desc = getattr(attractors, "describe", lambda: {})()
-    info = {"atoms_are": "end points" if use_ends else "attractors", "n_found": found, "n_atoms": flat.shape[0],
+        keep = torch.randperm(found, generator=torch.Generator().manual_seed(seed))[:dim]
+        flat = flat[keep.sort().values]
+    merge, fcfg = getattr(aset, "merge", {}) or {}, getattr(aset, "config", {}) or {}
+    info = {"atoms_are": "end points" if use_ends else "attractors", "n_found": found, "n_atoms": len(flat),
+            "n_fixed_points": len(points), "n_stable": len(attractors), "n_seeds": len(ends),
             "latent_dim": dim, "latent_shape": list(latent_shape), "verdict": verdict,
-            "n_seeds": int(ends.shape[0]) if ends is not None else _get(desc, "n_seeds"),
-            **{k: _get(desc, k, getattr(attractors, k, None)) for k in ("merge", "merge_threshold", "tol", "max_steps")}}
+            "merge": merge.get("rule"), "merge_threshold": merge.get("threshold"),
+            "tol": fcfg.get("tol"), "max_steps": fcfg.get("max_steps")}
     return flat, info
-
-
-def _verdict(aset: Any) -> str:
-    for name in ("dynamics", "verdict"):
-        v = getattr(aset, name, None)
-        if isinstance(v, str):
-            return v
-    return str(_get(getattr(aset, "describe", lambda: {})(), "dynamics", "unknown"))
-
-
-def _get(d: dict, key: str, default=None):
-    """``key`` at the top of ``d`` or inside its ``config`` section."""
-    if key in d:
-        return d[key]
-    return (d.get("config") or {}).get(key, default)
 
 
 def _unit_columns(basis: Tensor) -> Tensor:
@@ -182,8 +173,10 @@ def _decode(map: LatentMap, z: Tensor, bs: int) -> Tensor:
 
 
 def _metrics(x: Tensor, xhat: Tensor, z: Tensor, zhat: Tensor) -> dict[str, Tensor]:
-    mse = (xhat - x).pow(2).flatten(1).mean(1)
-    return {"mse": mse, "psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-10)),
+    from ..images import mse, psnr
+
+    # a perfect reconstruction has infinite PSNR; cap it so means and intervals stay finite
+    return {"mse": mse(xhat, x), "psnr": psnr(xhat, x).clamp(max=PSNR_CAP),
             "latent_rel": ((zhat - z).norm(dim=1) / z.norm(dim=1).clamp_min(1e-12)).cpu()}
 
 

@@ -65,11 +65,12 @@ def linear_map(seed: int = 0):
                       (D_LATENT,), image_channels=1, image_size=SIDE, name="linear-toy"), w
 
 
-def fake_attractors(points, ends=None, dynamics="contractive"):
-    """An attractor set as the dictionary probe reads it (points, end points, verdict, settings)."""
+def fake_attractors(points, ends=None, verdict="contractive", stable=None):
+    """An attractor set with the fields the dictionary probe reads (as probe.field.AttractorSet has them)."""
     ends = points if ends is None else ends
-    return types.SimpleNamespace(points=points, end_points=ends, dynamics=dynamics, describe=lambda: {
-        "n_seeds": len(ends), "merge": "cosine", "merge_threshold": 0.99, "tol": 1e-6, "max_steps": 10})
+    stable = torch.ones(len(points), dtype=torch.bool) if stable is None else stable
+    return types.SimpleNamespace(points=points, stable=stable, end_points=ends, verdict=verdict,
+                                 merge={"rule": "cosine", "threshold": 0.99}, config={"tol": 1e-6, "max_steps": 10})
 
 
 @pytest.fixture
@@ -212,3 +213,50 @@ def test_lasso_codes_at_the_same_sparsity(subspace_set):
     assert rep.datasets[spec]["n_nonzero"]["0.5"] == {"orthogonal": 2, "pca": 2}
     omp, lasso = rep.stat(spec, "orthogonal", "omp"), rep.stat(spec, "orthogonal", "lasso")
     assert omp.mean <= lasso.mean * (1 + 1e-6)  # on an orthonormal basis OMP keeps the best 2 exactly
+
+
+def test_only_stable_fixed_points_are_atoms():
+    pts, ends = torch.randn(3, D_LATENT), torch.randn(5, D_LATENT)
+    flat, info = dictionary_atoms(fake_attractors(pts, ends, stable=torch.tensor([True, False, True])), (D_LATENT,))
+    assert torch.equal(flat, pts[[0, 2]]) and (info["n_fixed_points"], info["n_stable"]) == (3, 2)
+    saddles_only = fake_attractors(pts, ends, "mixed", stable=torch.zeros(3, dtype=torch.bool))
+    flat, info = dictionary_atoms(saddles_only, (D_LATENT,))
+    assert info["atoms_are"] == "end points" and torch.equal(flat, ends)
+    with pytest.raises(ProbeError, match="no stable attractors"):
+        dictionary_atoms(saddles_only, (D_LATENT,), atoms_from="attractors")
+
+
+@pytest.fixture
+def tiny_model_and_set(tmp_path):
+    """A saved random conv autoencoder (k=4) and 40 Fashion-MNIST-sized images in an .npz."""
+    from probe.maps.convae import ConvAE
+
+    ConvAE(width=4, bottleneck=4).save(tmp_path / "model")
+    g = torch.Generator().manual_seed(2)
+    np.savez(tmp_path / "blobs.npz", images=torch.randint(0, 256, (40, 28, 28), generator=g).to(torch.uint8).numpy())
+    return str(tmp_path / "model"), str(tmp_path / "blobs.npz")
+
+
+def test_cli_prints_the_table_writes_files_and_resumes(tiny_model_and_set, tmp_path, capsys, monkeypatch):
+    import probe.field
+    from probe.cli.main import main
+
+    real = probe.field.find_attractors  # the stability check is the slow part: fewer Jacobian products
+    monkeypatch.setattr(probe.field, "find_attractors", lambda *a, **k: real(*a, power_iters=3, probe_points=2, **k))
+    model, data = tiny_model_and_set
+    args = ["dictionary", model, "--datasets", data, "--atoms", "16", "--max-steps", "50", "--n-images", "20",
+            "--sparsity", "0.25", "--bases", "attractors,orthogonal", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    header = out.splitlines()[0]
+    assert "ATTRACTORS" in header and "merge cosine > 0.99" in header and "tol 1e-06" in header
+    assert "max_steps 50" in header and "20 images per set at 28 px" in header
+    assert "| blobs.npz |" not in out and f"| {data} | 20 |" in out
+    for f in ("dictionary.md", "dictionary.csv", "sparsity_mse.png", "reconstructions.png", "report/meta.json",
+              "attractors/meta.json"):
+        assert (tmp_path / "out" / f).is_file(), f
+    assert main(args) == 0  # resumes: the attractors and the finished set are reused
+    assert "reusing" in capsys.readouterr().err
+    assert main(args[:-2] + ["--sparsity", "1.5", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sparsity must be a fraction" in err
