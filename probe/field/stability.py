@@ -1,0 +1,126 @@
+"""Stability: the spectral radius of J_f at a point, by power iteration on JVPs (METHOD.md section 2).
+
+A fixed point is an attractor only when every eigenvalue of J_f(z*) has modulus < 1.
+Power iteration needs only Jacobian-vector products, never the k x k Jacobian; its
+last iterates are refined by Arnoldi (Rayleigh-Ritz on the Krylov space), which also
+resolves a dominant complex pair.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..errors import ProbeError
+from ..maps.base import LatentMap
+
+METHODS = ("auto", "autograd", "fd")
+
+
+def _norms(x: Tensor) -> Tensor:
+    return x.float().flatten(1).norm(dim=1)
+
+
+def _bcast(s: Tensor, like: Tensor) -> Tensor:
+    return s.view(-1, *[1] * (like.dim() - 1)).to(like.dtype)
+
+
+def jvp_autograd(map: LatentMap, z: Tensor, v: Tensor) -> Tensor:
+    """J_f(z) v by forward-mode AD (dual numbers)."""
+    import torch.autograd.forward_ad as fwd
+
+    with torch.no_grad(), fwd.dual_level():  # no_grad stops reverse-mode graphs, forward AD still runs
+        tangent = fwd.unpack_dual(map.f(fwd.make_dual(z, v.to(z.dtype)))).tangent
+    if tangent is None:  # e.g. an adapter running under torch.inference_mode drops the tangent
+        raise RuntimeError("the map's output carries no tangent")
+    return tangent
+
+
+def jvp_fd(map: LatentMap, z: Tensor, v: Tensor, scale: float = 1.0) -> Tensor:
+    """J_f(z) v by central differences; the step balances truncation and rounding error."""
+    eps = torch.finfo(z.dtype).eps
+    h = scale * eps ** (1 / 3) * _norms(z).clamp_min(1.0) / _norms(v).clamp_min(1e-30)
+    hv = _bcast(h, v) * v
+    with torch.no_grad():
+        return (map.f(z + hv) - map.f(z - hv)) / (2 * _bcast(h, v))
+
+
+def choose_jvp(map: LatentMap, z: Tensor, v: Tensor, method: str = "auto") -> Callable[[LatentMap, Tensor, Tensor], Tensor]:
+    """The JVP to use. ``auto`` takes forward-mode AD unless it fails, or disagrees with
+    finite differences where those are themselves reliable (stable under halving the step)."""
+    if method not in METHODS:
+        raise ProbeError(f"unknown JVP method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "autograd":
+        return jvp_autograd
+    if method == "fd":
+        return jvp_fd
+    try:
+        ad = jvp_autograd(map, z, v)
+    except (RuntimeError, NotImplementedError, TypeError) as e:
+        warnings.warn(f"forward-mode AD failed on {map.name} ({str(e).splitlines()[0][:120]}); "
+                      f"using finite differences for Jacobian-vector products", stacklevel=3)
+        return jvp_fd
+    fd, fd_half = jvp_fd(map, z, v), jvp_fd(map, z, v, 0.5)
+    scale = float(fd.float().norm()) + 1e-30
+    fd_noise = float((fd - fd_half).float().norm()) / scale
+    err = float((ad - fd).float().norm()) / scale
+    if err > 0.3 and fd_noise < 0.05:
+        warnings.warn(f"forward-mode AD disagrees with finite differences on {map.name} (relative error "
+                      f"{err:.2g}); using finite differences", stacklevel=3)
+        return jvp_fd
+    return jvp_autograd
+
+
+def _arnoldi_radius(jvp, map: LatentMap, z: Tensor, v: Tensor, m: int) -> Tensor:
+    """Largest |Ritz value| of J_f on the Krylov space of ``v`` (batched Arnoldi, float64 bookkeeping)."""
+    b = len(z)
+    basis = [v.flatten(1).double() / _norms(v).double().clamp_min(1e-300)[:, None]]
+    h = torch.zeros(b, m + 1, m, dtype=torch.float64, device=v.device)
+    for j in range(m):
+        w = jvp(map, z, basis[j].view_as(v).to(v.dtype)).detach().flatten(1).double()
+        for _ in range(2):  # Gram-Schmidt twice: orthogonality holds in floating point
+            for i in range(j + 1):
+                c = (basis[i] * w).sum(1)
+                h[:, i, j] += c
+                w = w - c[:, None] * basis[i]
+        n = w.norm(dim=1)
+        h[:, j + 1, j] = n
+        # an invariant subspace (n ~ 0) leaves a zero vector: later columns add only zero eigenvalues
+        basis.append(torch.where(n[:, None] > 1e-12 * h[:, : j + 1, j].abs().sum(1, keepdim=True).clamp_min(1e-300),
+                                 w / n.clamp_min(1e-300)[:, None], torch.zeros_like(w)))
+    return torch.linalg.eigvals(h[:, :m, :m].cpu()).abs().max(1).values.float()
+
+
+def spectral_radius(map: LatentMap, z: Tensor, n_iter: int = 30, seed: int = 0, method: str = "auto",
+                    batch_size: int | None = None) -> Tensor:
+    """Spectral radius of J_f at each point of ``z`` [B, *latent_shape] -> [B] (float32, CPU).
+
+    ``n_iter`` JVPs per point: the first half are power iterations that turn a random
+    vector toward the dominant eigenvectors, the second half build a Krylov basis from
+    there (Arnoldi) whose largest Ritz value gives the modulus even for a dominant
+    complex pair, where plain power iteration only oscillates. Points are independent
+    (f acts per sample), so a batch iterates together; ``seed`` fixes the start vectors.
+    """
+    if z.dim() < 2:
+        raise ProbeError(f"points must be [B, *latent_shape], got shape {tuple(z.shape)}")
+    if int(n_iter) < 2:
+        raise ProbeError(f"n_iter must be >= 2, got {n_iter}")
+    if len(z) == 0:
+        return torch.zeros(0)
+    bs = int(batch_size or len(z))
+    gen = torch.Generator().manual_seed(int(seed))
+    v0 = torch.randn(z.shape, generator=gen)  # drawn once on the CPU: the same on any device / batching
+    out, jvp = [], None
+    for lo in range(0, len(z), bs):
+        zb = z[lo:lo + bs].to(map.device, map.dtype)
+        v = v0[lo:lo + bs].to(map.device, map.dtype)
+        v = v / _bcast(_norms(v).clamp_min(1e-30), v)
+        if jvp is None:
+            jvp = choose_jvp(map, zb, v, method)
+        for _ in range(int(n_iter) // 2):
+            w = jvp(map, zb, v).detach()
+            v = w / _bcast(_norms(w).clamp_min(1e-30), w)
+        out.append(_arnoldi_radius(jvp, map, zb, v, int(n_iter) - int(n_iter) // 2))
+    return torch.cat(out)
