@@ -91,14 +91,10 @@ def _image_batches(images, batch_size: int, device) -> Iterator[Tensor]:
         yield images[i:i + batch_size].to(device)
 
 
-def _n(images) -> int:
-    return len(images)
-
-
 @torch.no_grad()
 def encode_all(map: LatentMap, images, batch_size: int = 128) -> Tensor:
     """Latents ``[N, *latent]`` of all images, on the map's device."""
-    check(_n(images) > 0, "no images to encode")
+    check(len(images) > 0, "no images to encode")
     return torch.cat([map.encode(x) for x in _image_batches(images, batch_size, map.device)])
 
 
@@ -111,7 +107,8 @@ def nearest_distance(z: Tensor, points: Tensor, chunk: int = 4096) -> Tensor:
     """
     p = points.reshape(len(points), -1).to(z.device, torch.float32)
     z = z.reshape(len(z), -1).float()
-    return torch.cat([torch.cdist(z[i:i + chunk], p, compute_mode=EXACT).min(1).values for i in range(0, len(z), chunk)])
+    return torch.cat([torch.cdist(z[i:i + chunk], p, compute_mode=EXACT).min(1).values
+                      for i in range(0, len(z), chunk)])
 
 
 def knn_distance(train: Tensor, z: Tensor, k: int = 50, metric: str = "cosine", chunk: int = 1024) -> Tensor:
@@ -127,7 +124,8 @@ def knn_distance(train: Tensor, z: Tensor, k: int = 50, metric: str = "cosine", 
         train, z = torch.nn.functional.normalize(train, dim=1), torch.nn.functional.normalize(z, dim=1)
     elif metric != "l2":
         raise ProbeError(f"knn metric must be cosine or l2, got {metric!r}")
-    return torch.cat([torch.cdist(z[i:i + chunk], train, compute_mode=EXACT).kthvalue(k, dim=1).values for i in range(0, len(z), chunk)])
+    return torch.cat([torch.cdist(z[i:i + chunk], train, compute_mode=EXACT).kthvalue(k, dim=1).values
+                      for i in range(0, len(z), chunk)])
 
 
 @dataclass
@@ -170,7 +168,8 @@ PATH_BUDGET = 2 ** 26
 
 
 @torch.no_grad()
-def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float, max_steps: int) -> dict[str, Tensor]:
+def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float,
+                      max_steps: int) -> dict[str, Tensor]:
     """Trajectory score of each z_0 with its iteration facts (steps, status, first residual).
 
     The mean runs over the recorded z_0 .. z_{steps_i} only: iterate pads a seed that stopped
@@ -222,8 +221,10 @@ class OODDetector:
         max_steps = int(config.max_steps or defaults.get("max_steps", 500))
         score_steps = int(config.score_steps or max_steps)
         z = encode_all(map, train_images, config.batch_size)
+        res = int(train_images.resolution[0] if hasattr(train_images, "resolution") else train_images.shape[-1])
         found = find_attractors(map, seeds=z, merge=config.merge, merge_threshold=config.merge_threshold,
-                                tol=tol, max_steps=max_steps, power_iters=config.power_iters, probe_points=0)
+                                tol=tol, max_steps=max_steps, power_iters=config.power_iters, probe_points=0,
+                                resolution=res)
         points, kind = found.points, "attractors"
         info = {"n_seeds": int(len(z)), "merge": config.merge, "merge_threshold": config.merge_threshold,
                 "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1]}
@@ -262,13 +263,13 @@ def run_ood(map: LatentMap, train, test_in, test_out: dict, config: OODConfig = 
     check(isinstance(test_out, dict) and len(test_out) > 0, "test_out must be a non-empty {name: images} mapping")
     check(in_name not in test_out, f"OOD set name {in_name!r} repeats the in-distribution name")
     say = progress or (lambda msg: None)
-    say(f"attractors from {_n(train)} training images")
-    det = OODDetector.fit(map, train, config)
-    from ..field.iterate import STATUS
+    say(f"attractors from {len(train)} training images")
+    from ..field import STATUS
 
+    det = OODDetector.fit(map, train, config)
     scores, converged, status, data = {}, {}, {}, {"train": _describe(train, "train")}
     for name, images in [(in_name, test_in), *test_out.items()]:
-        say(f"scoring {name} ({_n(images)} images)")
+        say(f"scoring {name} ({len(images)} images)")
         s = det.score(images)
         st = s.pop("status")
         converged[name] = float(s.pop("converged").float().mean())
@@ -281,7 +282,6 @@ def run_ood(map: LatentMap, train, test_in, test_out: dict, config: OODConfig = 
             "methods": METHODS, "device": str(map.device)}
     return OODReport(scores=scores, in_name=in_name, out_names=list(test_out), config=asdict(config),
                      map=map.describe(), info=info)
-
 
 
 # -- the result ----------------------------------------------------------------------
@@ -368,7 +368,8 @@ class OODReport:
             cells = []
             for n in self.out_names:
                 c = m[method][n]
-                cell = f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f} [{100 * c['auroc_lo']:.1f}, {100 * c['auroc_hi']:.1f}]"
+                cell = (f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f} "
+                        f"[{100 * c['auroc_lo']:.1f}, {100 * c['auroc_hi']:.1f}]")
                 cell = f"**{cell}**" if best[n] == method else cell
                 cells.append(cell + (" (inverted)" if c["auroc"] < 0.5 else ""))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")

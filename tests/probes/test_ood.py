@@ -116,7 +116,8 @@ def test_score_separates_far_points_and_report_roundtrip(tmp_path):
             assert torch.equal(back.scores[method][name], report.scores[method][name])
     assert back.metrics()["knn"]["far"] == pytest.approx(metrics["knn"]["far"])
     md = back.to_markdown()
-    assert "far FPR95 / AUROC" in md and "| trajectory | **0.00 / 100.00 [100.0, 100.0]** |" in md and "2 attractor(s)" in md
+    assert "far FPR95 / AUROC" in md and "2 attractor(s)" in md
+    assert "| trajectory | **0.00 / 100.00 [100.0, 100.0]** |" in md
     rows = back.to_csv(tmp_path / "ood.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + len(METHODS) and rows[1].startswith("trajectory,near,far,0.000000,1.000000")
     png = back.plot_histograms(tmp_path / "h.png")
@@ -140,7 +141,8 @@ def test_expansive_map_scores_against_end_points():
 
 def test_report_says_when_the_score_inverts():
     s = lambda *v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    scores = {method: {"in": s(1, 2, 3, 4), "uniform": s(0.1, 0.2, 0.3, 0.4), "far": s(9, 9, 9, 9)} for method in METHODS}
+    scores = {method: {"in": s(1, 2, 3, 4), "uniform": s(0.1, 0.2, 0.3, 0.4), "far": s(9, 9, 9, 9)}
+              for method in METHODS}
     scores["knn"]["uniform"] = s(5, 6, 7, 8)
     report = OODReport(scores, "in", ["uniform", "far"], {"knn_k": 5, "knn_metric": "cosine"}, {"name": "toy"},
                        {"attractors": {"n_attractors": 3, "merge": "cosine", "merge_threshold": 0.99},
