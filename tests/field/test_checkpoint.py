@@ -1,0 +1,83 @@
+"""Resume: a run killed half-way and started again ends with the attractors of an uninterrupted run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import field_maps as fm
+import pytest
+import torch
+
+import probe
+from probe.errors import ProbeError
+from probe.field import AttractorSet, find_attractors
+from probe.field.checkpoint import path_for
+
+SETTINGS = dict(n_seeds=48, tol=1e-10, max_steps=200, batch_size=8, power_iters=10, probe_points=2)
+SCRIPT = Path(__file__).resolve().parent / "field_script.py"
+
+
+def _counting(m, stop_after=None):
+    calls = {"n": 0}
+
+    def f(z):
+        calls["n"] += 1
+        if stop_after is not None and calls["n"] > stop_after:
+            raise KeyboardInterrupt  # what Ctrl-C does mid-run
+        return m.f(z)
+
+    return probe.wrap(f, lambda z: z, (5,), check_inputs=False, name=m.name), calls
+
+
+def _same(a: AttractorSet, b: AttractorSet) -> None:
+    for name in ("points", "counts", "assignment", "steps", "status", "end_points", "stable"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert torch.equal(a.diagnosis.median_rel_step, b.diagnosis.median_rel_step)
+    assert a.timing["n_evals"] == b.timing["n_evals"]
+
+
+def test_interrupted_run_resumes_to_the_same_attractors(tmp_path):
+    m, *_ = fm.hopfield()
+    full_map, full_calls = _counting(m)
+    full = find_attractors(full_map, **SETTINGS)
+    killed, _ = _counting(m, stop_after=9)
+    with pytest.raises(KeyboardInterrupt):
+        find_attractors(killed, out=tmp_path, checkpoint_every=3, **SETTINGS)
+    assert path_for(tmp_path).is_file()
+    again, calls = _counting(m)
+    resumed = find_attractors(again, out=tmp_path, checkpoint_every=3, **SETTINGS)
+    assert calls["n"] < full_calls["n"]  # it did not start over
+    _same(resumed, full)
+    _same(AttractorSet.load(tmp_path), full)
+    assert not path_for(tmp_path).exists()  # a finished run leaves no checkpoint behind
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    m, *_ = fm.hopfield()
+    killed, _ = _counting(m, stop_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        find_attractors(killed, out=tmp_path, checkpoint_every=2, **SETTINGS)
+    with pytest.raises(ProbeError, match="checkpoint of a different run"):
+        find_attractors(m, out=tmp_path, checkpoint_every=2, **{**SETTINGS, "tol": 1e-9})
+
+
+def test_killed_process_resumes_with_the_same_command(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(SCRIPT), str(out), "--seeds", "48", "--batch-size", "8", "--checkpoint-every", "3"]
+    proc = subprocess.Popen(cmd + ["--slow", "0.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not path_for(out).is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert path_for(out).is_file(), "no checkpoint appeared"
+        os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
+    finally:
+        proc.wait()
+    assert not (out / "meta.json").exists()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    m, *_ = fm.hopfield()
+    _same(AttractorSet.load(out), find_attractors(m, **SETTINGS))
