@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", default=None, help="YAML file with FitConfig fields (flags override it)")
     p.add_argument("--latent", default="sphere", choices=["sphere", "raw"],
                    help="latent: L2-normalized embedding * sqrt(d) (sphere, default) or the raw embedding")
+    p.add_argument("--cache-dir", default=None, help="where open_clip looks for (and downloads) pretrained weights")
     p.add_argument("--model-cfg", default=None,
                    help="open_clip config overrides as JSON or a .json file (custom or tiny architectures)")
     add_config_flags(p, FitConfig)
@@ -55,7 +56,9 @@ def run(args) -> int:
     from ..maps.surrogate import FitConfig
 
     cfg = config_from_args(FitConfig, args)
-    opts = {"latent": args.latent, "model_cfg": _json_arg(args.model_cfg)} if str(args.spec).startswith("open_clip:") else {}
+    opts = {}
+    if str(args.spec).startswith("open_clip:"):
+        opts = {"latent": args.latent, "model_cfg": _json_arg(args.model_cfg), "cache_dir": args.cache_dir}
     encoder = load(args.spec, **opts)
     images = load_images(cfg.images, split=cfg.split, n=cfg.n_images, seed=cfg.seed)
     print(f"fitting a {cfg.resolution} px decoder to {encoder.name} on {len(images)} images of {images.name} "

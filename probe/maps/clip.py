@@ -172,7 +172,8 @@ class OpenClipEncoder(LatentMap):
         pp = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
         size = pp.get("size", getattr(model.visual, "image_size", 224))
         self.input_size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-        self.interpolation = pp.get("interpolation", "bicubic") if pp.get("interpolation") in ("bicubic", "bilinear") else "bicubic"
+        interp = pp.get("interpolation")  # open_clip's default is bicubic; torch resizes both with antialiasing
+        self.interpolation = interp if interp in ("bicubic", "bilinear") else "bicubic"
         mean = pp.get("mean", getattr(model.visual, "image_mean", None)) or _open_clip().OPENAI_DATASET_MEAN
         std = pp.get("std", getattr(model.visual, "image_std", None)) or _open_clip().OPENAI_DATASET_STD
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)

@@ -69,19 +69,40 @@ def test_bare_encoder_cannot_decode(encoder):
 
 
 def test_offline_pretrained_tag_fails_fast_with_one_line(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
-    monkeypatch.setenv("HOME", str(tmp_path))  # open_clip's URL cache (~/.cache/clip) is empty too
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline for sure, and an empty cache below
     t0 = time.perf_counter()
     with pytest.raises(probe.ProbeError) as err:
-        probe.load("open_clip:ViT-B-32/laion2b_s34b_b79k")
+        probe.load("open_clip:ViT-B-32/laion2b_s34b_b79k", cache_dir=str(tmp_path))
     assert time.perf_counter() - t0 < 5
     msg = str(err.value)
     assert "\n" not in msg and "ViT-B-32/laion2b_s34b_b79k" in msg and "open_clip:ViT-B-32/<path" in msg
     assert main(["fit-decoder", "open_clip:ViT-B-32/laion2b_s34b_b79k", "--images", "digits", "--out",
-                 str(tmp_path / "out")]) == 2
+                 str(tmp_path / "out"), "--cache-dir", str(tmp_path)]) == 2
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("probe ")]
     assert len(err_lines) == 1 and "cannot be reached" in err_lines[0]
+
+
+def test_cached_tag_loads_offline_and_saves_by_reference(encoder, monkeypatch, tmp_path):
+    """A tag whose weights are in the hub cache loads with no network; a surrogate of it stores
+    only the reference, and reloads from the cache or from an explicit checkpoint file."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snap = tmp_path / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc123")
+    torch.save(encoder.clip.state_dict(), snap / "open_clip_pytorch_model.bin")  # tiny stand-in weights
+    tagged = probe.load("open_clip:ViT-B-32/laion2b_s34b_b79k", model_cfg=TINY, cache_dir=str(tmp_path))
+    x = load_images("photos", n=2, resolution=32).float()
+    assert tagged.pretrained == "laion2b_s34b_b79k" and not tagged.stored_weights
+    assert torch.equal(tagged.encode(x), encoder.encode(x))
+    folder = ClipSurrogateMap(tagged, UpconvDecoder(DecoderConfig(latent_dim=32, resolution=8, width=4))).save(tmp_path / "s")
+    assert not (folder / "encoder.safetensors").exists()
+    z = torch.randn(3, 32)
+    for opts in ({"cache_dir": str(tmp_path)}, {"encoder_weights": str(snap / "open_clip_pytorch_model.bin")}):
+        again = probe.load(folder, **opts)
+        assert again.encoder.pretrained == "laion2b_s34b_b79k"
+        with torch.no_grad():
+            assert torch.equal(again.f(z), ClipSurrogateMap(tagged, again.decoder).f(z))
 
 
 @pytest.mark.parametrize("tag, needle", [("ViT-B-32", "name the weights"), ("ViT-B-32/nope", "unknown pretrained tag"),
