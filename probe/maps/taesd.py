@@ -186,7 +186,7 @@ def _layout(sd: dict[str, Tensor], path: Path, half: str) -> tuple[int, bool, in
 
 
 def load_taesd(folder_or_files: str | Path | tuple[str | Path, str | Path], variant: str | None = None,
-               sample: bool = False, device: str | None = None, dtype: torch.dtype | None = None) -> TAESDMap:
+               sample: bool = False, device: str | None = None, dtype: torch.dtype | None = None, **opts) -> TAESDMap:
     """Load a TAESD pair from a folder or an ``(encoder, decoder)`` pair of files.
 
     The variant comes from ``variant``, else the file-name prefix, else the shapes;
@@ -194,6 +194,8 @@ def load_taesd(folder_or_files: str | Path | tuple[str | Path, str | Path], vari
     """
     if sample:
         raise ProbeError("TAESD encoders are deterministic: sample=True does not apply")
+    if opts:
+        raise ProbeError(f"TAESD loading takes no option(s) {', '.join(sorted(opts))}; it takes variant=<name>")
     if isinstance(folder_or_files, (tuple, list)):
         if len(folder_or_files) != 2:
             raise ProbeError("give a folder or an (encoder, decoder) pair of files")

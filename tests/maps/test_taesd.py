@@ -85,6 +85,8 @@ def test_bad_files(tmp_path):
         probe.load(tmp_path)
     with pytest.raises(ProbeError, match="deterministic"):
         load_taesd(tmp_path, sample=True)
+    with pytest.raises(ProbeError, match="no option.*subfolder"):
+        load_taesd(tmp_path, subfolder="vae")
 
 
 def test_real_taef2(taef2_dir):
