@@ -83,8 +83,9 @@ def _cached_checkpoint(pcfg: dict, cache_dir: str | None) -> str | None:
         from huggingface_hub import try_to_load_from_cache
 
         model_id, filename = os.path.split(hub)
-        filename = filename or oc.pretrained.HF_WEIGHTS_NAME
-        for name in [*oc.pretrained._get_safe_alternatives(filename), filename]:
+        filename = filename or getattr(oc.pretrained, "HF_WEIGHTS_NAME", "open_clip_pytorch_model.bin")
+        safe = getattr(oc.pretrained, "_get_safe_alternatives", lambda name: [])  # private; open_clip >= 2.2x
+        for name in [*safe(filename), filename]:
             hit = try_to_load_from_cache(model_id, name, cache_dir=cache_dir)
             if isinstance(hit, str) and os.path.isfile(hit):
                 return hit
