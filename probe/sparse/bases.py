@@ -39,11 +39,13 @@ def random_orthogonal_basis(dim: int, n_atoms: int | None = None, seed: int = 0,
 
 
 def pca_basis(latents, n_atoms: int) -> Tensor:
-    """The top ``n_atoms`` principal directions of ``latents`` as unit columns ``[dim, n_atoms]``.
+    """The top principal directions of ``latents`` as unit columns ``[dim, k]``.
 
     ``latents`` is ``[N, ...]`` (flattened per sample). Directions of the centred data in
-    decreasing variance; the mean itself is not an atom. Each direction's sign is fixed so
-    that its largest-magnitude entry is positive, so results do not flip between runs.
+    decreasing variance; the mean itself is not an atom. ``k = min(n_atoms, N - 1, dim)``:
+    past the rank of the centred data the directions would be arbitrary, not principal,
+    so a small fit gives fewer atoms. Each direction's sign is fixed so that its
+    largest-magnitude entry is positive, so results do not flip between runs.
     """
     z = latents if isinstance(latents, Tensor) else torch.as_tensor(latents)
     if z.dim() < 2 or z.shape[0] < 2:
@@ -54,8 +56,7 @@ def pca_basis(latents, n_atoms: int) -> Tensor:
     if not bool(torch.isfinite(z).all()):
         raise ProbeError("latents contain NaN or inf")
     n, dim = z.shape
-    # beyond rank N - 1 of the centred data the directions are arbitrary, not principal
-    n_atoms = _check_count("n_atoms", n_atoms, min(n - 1, dim), "the rank of the centred latents, min(N - 1, dim)")
+    n_atoms = min(_check_count("n_atoms", n_atoms, 1 << 62, "any size"), n - 1, dim)
     centred = z - z.mean(0, keepdim=True)
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
     basis = vh[:n_atoms].T

@@ -71,7 +71,8 @@ def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | Non
     step = batch_rows(y.shape[0], per_row, y.device, batch_size)
     for start in range(0, y.shape[0], step):
         rows = slice(start, start + step)
-        codes[rows], penalty[rows] = _lars_batch(gram, y[rows] @ dn, (y[rows] ** 2).sum(1), s, target, capacity)
+        codes[rows], penalty[rows] = _lars_batch(gram, y[rows] @ dn, (y[rows] ** 2).sum(1), s, target,
+                                                  capacity, n_features)
     codes = codes / norms
     penalty = penalty / n_features
     if was_1d:
@@ -80,7 +81,7 @@ def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | Non
 
 
 def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target: float,
-                capacity: int) -> tuple[Tensor, Tensor]:
+                capacity: int, n_features: int) -> tuple[Tensor, Tensor]:
     """Walk the lasso path for one batch; returns codes (for the atoms in ``gram``) and C."""
     rows, n_atoms = xy.shape
     eps = torch.finfo(xy.dtype).eps
@@ -142,7 +143,9 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
 
         gamma = torch.minimum(torch.minimum(g_join, g_drop), big)
         is_drop = (g_drop <= g_join) & (g_drop < big)
-        is_join = ~is_drop & (g_join < big)
+        # once the active atoms span the signal every correlation reaches 0 together at the
+        # path end; a "join" there is rounding, not an event. n_features atoms span it all.
+        is_join = ~is_drop & (g_join < big * (1 - 1e3 * eps)) & (act.n < n_features)
         if s is not None:
             finish = act.n >= s
             # a segment with s non-zeros: go to its end, unless a coefficient reaches zero
