@@ -11,7 +11,10 @@ plain steps; issue 8), so every step here is guarded:
   m x m solve per seed, batched) and x+ = x + beta r - (dX + beta dR) gamma.
 - Safeguard: a mixed step is kept only if the residual at the new point is smaller than
   at the old one; otherwise the seed goes back to the old point, takes the plain step
-  f(x_old) (already computed, so it costs nothing) and restarts its history.
+  f(x_old) (already computed, so it costs nothing), restarts its history and takes a
+  growing number of plain steps (1, 2, 4, ... ``MAX_BACKOFF``) before mixing again.
+- Mixing waits for ``calm`` consecutive falling residuals (the final linear phase); after
+  a refusal it waits again.
 - Convergence is the plain rule ||f(z) - z||^2 < tol, re-checked after one plain step
   (the end point is f(z), as for plain iteration), so a point the mixing merely passed
   through is never reported.
@@ -33,7 +36,18 @@ from .iterate import (CONVERGED, DIVERGED, RUNNING, UNCONVERGED, Trajectories, c
                       median_curve, run)
 from .speed import apply_chunked, choose_batch_size
 
-KEYS = ("idx", "x", "t", "px", "pr", "pres", "has_prev", "aa", "confirm", "dX", "dR", "cnt")
+KEYS = ("idx", "x", "t", "px", "pr", "pres", "has_prev", "aa", "confirm", "dX", "dR", "cnt", "wait", "backoff", "calm")
+#: After a refused mixed step a seed takes ``backoff`` plain steps before mixing again, and the
+#: backoff doubles (up to this cap) with every refusal: where mixing keeps failing (the long
+#: transients of trained autoencoders, where even the plain residual rises for a while) the
+#: solver becomes plain iteration plus a few wasted evaluations, instead of stalling.
+MAX_BACKOFF = 64
+#: Mixing starts only after this many consecutive steps with a falling residual. Trained
+#: autoencoders spend most steps passing near saddles (residual ratio ~1, then rising);
+#: mixing there lands on the saddle, so it waits for the final, steadily contracting phase.
+#: On a 1-epoch Fashion-MNIST k=16 autoencoder (128 seeds), 5 gave 98% agreement with plain
+#: iteration's end points and 20 gave 100% (3 attractors, as plain), for 10% fewer f-evaluations.
+CALM = 20
 
 
 @dataclass
@@ -70,10 +84,11 @@ class AndersonSolver:
 
     def __init__(self, map: LatentMap, z0: Tensor, *, tol: float, max_steps: int, m: int = 5, beta: float = 1.0,
                  safeguard: bool = True, restart_every: int | None = None, lam: float = 1e-8,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, calm: int = CALM):
         self.map, self.z0 = map, check_seeds(z0).detach().float().cpu()
         self.tol, self.max_steps, self.m, self.beta = float(tol), int(max_steps), int(m), float(beta)
         self.safeguard, self.lam = bool(safeguard), float(lam)
+        self.calm = int(calm) if safeguard else 0
         self.restart_every = int(restart_every) if restart_every else None
         n, self.shape = len(self.z0), tuple(self.z0.shape[1:])
         self.k = math.prod(self.shape)
@@ -98,7 +113,8 @@ class AndersonSolver:
         return {"idx": idx.to(d), "x": x, "t": zeros, "px": torch.zeros_like(x), "pr": torch.zeros_like(x),
                 "pres": torch.full((b,), float("inf"), device=d), "has_prev": false, "aa": false.clone(),
                 "confirm": false.clone(), "dX": torch.zeros(b, self.m, self.k, device=d),
-                "dR": torch.zeros(b, self.m, self.k, device=d), "cnt": zeros.clone()}
+                "dR": torch.zeros(b, self.m, self.k, device=d), "cnt": zeros.clone(), "wait": zeros.clone(),
+                "backoff": torch.ones(b, dtype=torch.long, device=d), "calm": zeros.clone()}
 
     @property
     def done(self) -> bool:
@@ -159,7 +175,11 @@ class AndersonSolver:
         if self.restart_every:
             a["cnt"] = torch.where(a["cnt"] >= self.restart_every, 0, a["cnt"])
         a["cnt"] = torch.where(reject, 0, a["cnt"])
-        mix = ok & ~small & (a["cnt"] > 0)
+        a["wait"] = torch.where(reject, a["backoff"], (a["wait"] - 1).clamp_min(0))
+        a["backoff"] = torch.where(reject, (2 * a["backoff"]).clamp(max=MAX_BACKOFF),
+                                   torch.where(a["aa"] & ok, (a["backoff"] // 2).clamp_min(1), a["backoff"]))
+        a["calm"] = torch.where(ok & (res < pres_old), a["calm"] + 1, 0)
+        mix = ok & ~small & (a["cnt"] > 0) & (a["wait"] == 0) & (a["calm"] >= self.calm)
         x_new = torch.where(small[:, None], g, x + self.beta * r)   # a candidate is re-checked by one plain step
         if bool(mix.any()):
             rows = mix.nonzero().flatten()
@@ -220,7 +240,7 @@ class AndersonSolver:
             raise ProbeError("the solver has not finished")
         o = self.out
         settings = {"solver": "anderson", "m": self.m, "beta": self.beta, "safeguard": self.safeguard,
-                    "restart_every": self.restart_every, "lam": self.lam, "tol": self.tol,
+                    "restart_every": self.restart_every, "lam": self.lam, "calm": self.calm, "tol": self.tol,
                     "max_steps": self.max_steps, "batch_size": self.batch_size}
         return AndersonTrajectories(z=o["z"], steps=o["steps"], status=o["status"], period=o["period"],
                                     residuals=o["residuals"], first_residual=o["first_residual"],
@@ -241,13 +261,15 @@ def _check_shape(map: LatentMap, z0: Tensor) -> None:
 
 def solve(map: LatentMap, z0: Tensor, tol: float | None = None, max_steps: int | None = None, m: int = 5,
           beta: float = 1.0, safeguard: bool = True, restart_every: int | None = None, lam: float = 1e-8,
-          batch_size: int | None = None, progress: bool = False) -> AndersonTrajectories:
+          batch_size: int | None = None, calm: int = CALM, progress: bool = False) -> AndersonTrajectories:
     """Solve z = f(z) from each seed in ``z0`` [N, *latent_shape] by safeguarded Anderson(m) mixing.
 
     ``tol`` / ``max_steps`` default to ``map.field_defaults`` and mean what they mean for
     :func:`probe.field.iterate` (``steps`` counts f-evaluations, rejected steps included).
     ``beta`` < 1 damps the step; ``restart_every`` clears each seed's history that often;
-    ``safeguard=False`` is naive Anderson (for comparison only). End points are not yet
+    ``calm`` is how many consecutive falling residuals a seed needs before it mixes (0: mix
+    from the start); ``safeguard=False`` is naive Anderson (no refusal, no waiting; for
+    comparison only). End points are not yet
     attractors: check them with :func:`check_end_points` (or let ``find_attractors`` do it).
     """
     if not isinstance(map, LatentMap):
@@ -261,7 +283,7 @@ def solve(map: LatentMap, z0: Tensor, tol: float | None = None, max_steps: int |
         raise ProbeError(f"need m >= 1, 0 < beta <= 1 and lam >= 0 (got m={m}, beta={beta}, lam={lam})")
     _check_shape(map, z0)
     solver = AndersonSolver(map, z0, tol=tol, max_steps=max_steps, m=m, beta=beta, safeguard=safeguard,
-                            restart_every=restart_every, lam=lam, batch_size=batch_size)
+                            restart_every=restart_every, lam=lam, batch_size=batch_size, calm=calm)
     return solver.result(run(solver, progress=progress))
 
 

@@ -58,13 +58,15 @@ def test_saddle_is_never_reported_as_an_attractor():
     m, attractors, rho_attr, centroid, rho_saddle = hopfield()
     assert rho_saddle > 1
     z0 = centroid + 1e-3 * torch.randn(24, 5)
-    aa = solve(m, z0, tol=1e-10, max_steps=300, batch_size=24)
+    aa = solve(m, z0, tol=1e-10, max_steps=300, batch_size=24, calm=0)
     at_saddle = (aa.z - centroid).norm(dim=1) < 1e-3
-    assert bool(at_saddle.any())  # mixing does reach the saddle from nearby seeds ...
+    assert bool(at_saddle.any())  # mixing from the first step does reach the saddle ...
     rho = check_end_points(m, aa)
     assert bool((rho[at_saddle] > 1).all())  # ... and the stability check flags it
     assert not bool(attractor_mask(m, aa)[at_saddle].any())
-    fixed = solve_stable(m, z0, tol=1e-10, max_steps=300, batch_size=24)
+    patient = solve(m, z0, tol=1e-10, max_steps=300, batch_size=24)  # waits for falling residuals
+    assert float((patient.z - centroid).norm(dim=1).min()) > 1e-2
+    fixed = solve_stable(m, z0, tol=1e-10, max_steps=300, batch_size=24, calm=0)
     assert bool(fixed.converged.all()) and bool(fixed.redone[at_saddle].all())
     assert bool((fixed.spectral_radius < 1).all())
     near = torch.cdist(fixed.z, attractors).min(1).values
@@ -76,11 +78,13 @@ def test_repeller_reached_by_mixing_is_flagged_and_plain_iteration_diverges():
     """f(z) = 2 z + 1 has one fixed point, z = -1, repelling (rho 2); mixing solves the linear equation."""
     m = probe.wrap(lambda x: 2 * x + 1, lambda z: z, (2,), check_inputs=False)
     z0 = torch.randn(4, 2)
-    aa = solve(m, z0, tol=1e-10, max_steps=200, batch_size=4)
+    aa = solve(m, z0, tol=1e-10, max_steps=200, batch_size=4, calm=0)
     assert bool(aa.converged.all()) and torch.allclose(aa.z, torch.full_like(aa.z, -1.0), atol=1e-4)
     assert bool((check_end_points(m, aa) > 1.9).all())
-    fixed = solve_stable(m, z0, tol=1e-10, max_steps=200, batch_size=4)
+    fixed = solve_stable(m, z0, tol=1e-10, max_steps=200, batch_size=4, calm=0)
     assert fixed.status_counts()["converged"] == 0
+    patient = solve(m, z0, tol=1e-10, max_steps=200, batch_size=4)  # the residual only grows: never mixes
+    assert patient.status_counts()["diverged"] == 4
 
 
 def test_budget_and_resume_match_an_uninterrupted_run():
