@@ -117,3 +117,21 @@ def test_compiled_map_matches_eager():
     z = torch.randn(2, *m.latent_shape(32))
     assert torch.allclose(fast.f(z), m.f(z), atol=1e-4, rtol=1e-3)
     assert torch.allclose(fast.f(z[:1]), m.f(z[:1]), atol=1e-4, rtol=1e-3)  # a second batch size
+
+
+def test_bf16_then_fp32_polish_gives_the_fp32_attractors():
+    torch.manual_seed(1)
+    m = ConvAE(width=8, bottleneck=6).eval()
+    z0 = 3 * torch.randn(16, 6)
+    ref = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=16)
+    for polish in ("plain", "anderson"):
+        low = speed.iterate_low_precision(m, z0, "bf16", tol=1e-8, max_steps=400, batch_size=16, polish=polish)
+        assert low.status_counts() == ref.status_counts()
+        assert 0 < low.low_evals < low.n_evals
+        both = ref.converged & low.converged
+        assert bool(both.any())
+        cos = torch.nn.functional.cosine_similarity(low.z[both], ref.z[both])
+        assert float(cos.min()) > 0.999
+        assert float((low.z[both] - ref.z[both]).norm(dim=1).max()) < 1e-2
+    with pytest.raises(ProbeError, match="polish"):
+        speed.iterate_low_precision(m, z0, polish="newton", batch_size=16)
