@@ -214,6 +214,8 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
         pca_fit = (f"{len(zfit)} images of split '{getattr(fit_images, 'split', 'train')}' of "
                    f"{getattr(fit_images, 'source', '?')}, none of them evaluated")
     elif "pca" in cfg.bases:
+        if len(z) < 4:
+            raise ProbeError(f"{name}: the PCA reference needs a train split or at least 4 test images, got {len(z)}")
         half = torch.arange(len(z), device=dev) % 2 == 0
         bases["pca"] = [(m, pca_reference(z[~m], n_atoms, dev)) for m in (half, ~half)]
         pca_fit = f"2-fold cross-fit on the {len(z)} test images (no train split)"
@@ -330,13 +332,20 @@ def _attractors(map, attractors, cfg, res, out, log):
     if attractors is not None:
         return AttractorSet.load(attractors)
     saved = out / "attractors" if out else None
-    if saved is not None and (saved / "meta.json").is_file():
-        if log:
-            log(f"attractors: reusing {saved}")
-        return AttractorSet.load(saved)
     n = cfg.atoms or math.prod(map.latent_shape(res))
     tol = cfg.tol if cfg.tol is not None else map.field_defaults["tol"]
     steps = cfg.max_steps if cfg.max_steps is not None else map.field_defaults["max_steps"]
+    if saved is not None and (saved / "meta.json").is_file():
+        aset = AttractorSet.load(saved)
+        want = {"n_seeds": n, "seed": cfg.seed, "tol": tol, "max_steps": steps, "merge": cfg.merge,
+                "merge_threshold": cfg.merge_threshold, "resolution": res}
+        diff = [k for k, v in want.items() if aset.config.get(k) != v]
+        if diff:
+            raise ProbeError(f"{saved} was computed with other settings ({', '.join(diff)}); "
+                             f"use another --out or delete it")
+        if log:
+            log(f"attractors: reusing {saved}")
+        return aset
     if log:
         log(f"attractors: iterating {n} Gaussian seeds at {res} px (tol {tol}, max_steps {steps})")
     aset = find_attractors(map, n_seeds=n, seed=cfg.seed, tol=tol, max_steps=steps, merge=cfg.merge,

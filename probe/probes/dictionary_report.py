@@ -158,7 +158,8 @@ class DictionaryReport:
                  + (f", a seeded random {a['n_atoms']} of them used" if a["n_atoms"] < a["n_found"] else ""))
         res = sorted({str(info["resolution"]) for info in self.datasets.values()})
         return (f"Dictionary probe, model {self.map.get('name')}: atoms = {a['n_atoms']} {a['atoms_are'].upper()} "
-                f"({found}; dynamics {a.get('verdict', '?')}; merge {a.get('merge')} > {a.get('merge_threshold')}; "
+                f"({found}; dynamics {a.get('verdict', '?')}; merge {a.get('merge')} "
+                f"{'>' if a.get('merge') == 'cosine' else '<='} {a.get('merge_threshold')}; "
                 f"tol {a.get('tol')}; max_steps {a.get('max_steps')}); sparsity {100 * s:.4g}% = "
                 f"{'/'.join(map(str, nz))} non-zeros per code, the same for every basis; "
                 f"{c['n_images']} images per set at {'/'.join(res)} px; baselines with the same atom count: "

@@ -19,43 +19,6 @@ from probe.probes.tables import mean_ci, paired
 D_LATENT, SIDE = 8, 4  # latent vectors of 8, images 1 x 4 x 4 = 16 pixels
 
 
-# -- stand-ins for probe.sparse until it lands (TEMPORARY: removed once the real module exists) --
-def _omp(dictionary, signals, n_nonzero):
-    codes = torch.zeros(signals.shape[0], dictionary.shape[1], dtype=signals.dtype)
-    for i, y in enumerate(signals):
-        chosen, r = [], y.clone()
-        for _ in range(n_nonzero):
-            j = int((dictionary.T @ r).abs().argmax())
-            chosen.append(j)
-            sol = torch.linalg.lstsq(dictionary[:, chosen], y[:, None]).solution[:, 0]
-            r = y - dictionary[:, chosen] @ sol
-        codes[i, chosen] = sol
-    return codes
-
-
-def _lasso_like(dictionary, signals, n_nonzero):  # soft threshold at the (k+1)-th correlation
-    c = signals @ dictionary
-    t = c.abs().sort(dim=1, descending=True).values[:, n_nonzero:n_nonzero + 1] if n_nonzero < c.shape[1] else 0
-    return torch.sign(c) * (c.abs() - t).clamp_min(0)
-
-
-@pytest.fixture(autouse=True)
-def _stand_ins(monkeypatch):
-    try:
-        from probe.sparse import code  # noqa: F401
-        from probe.sparse.bases import pca_basis, random_orthogonal_basis  # noqa: F401
-    except ImportError:
-        sparse = types.ModuleType("probe.sparse")
-        bases = types.ModuleType("probe.sparse.bases")
-        sparse.code = lambda d, s, coder="omp", n_nonzero=1: (_omp if coder == "omp" else _lasso_like)(d, s, n_nonzero)
-        bases.random_orthogonal_basis = lambda dim, n, seed=0, dtype=torch.float32, device="cpu": torch.linalg.qr(
-            torch.randn(dim, n, generator=torch.Generator().manual_seed(seed)))[0].to(device, dtype)
-        bases.pca_basis = lambda z, n: torch.linalg.svd(z - z.mean(0), full_matrices=False)[2][:n].T
-        sparse.bases = bases
-        monkeypatch.setitem(__import__("sys").modules, "probe.sparse", sparse)
-        monkeypatch.setitem(__import__("sys").modules, "probe.sparse.bases", bases)
-
-
 def linear_map(seed: int = 0):
     """D(z) = 0.5 + W z, E(x) = W^T (x - 0.5) with orthonormal W: E(D(z)) = z exactly."""
     g = torch.Generator().manual_seed(seed)
@@ -257,6 +220,8 @@ def test_cli_prints_the_table_writes_files_and_resumes(tiny_model_and_set, tmp_p
         assert (tmp_path / "out" / f).is_file(), f
     assert main(args) == 0  # resumes: the attractors and the finished set are reused
     assert "reusing" in capsys.readouterr().err
+    assert main([a if a != "50" else "40" for a in args]) == 2  # saved attractors from other settings
+    assert "computed with other settings (max_steps)" in capsys.readouterr().err
     assert main(args[:-2] + ["--sparsity", "1.5", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sparsity must be a fraction" in err

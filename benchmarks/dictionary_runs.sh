@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The exact commands behind benchmarks/results/dictionary_*.md (the data-free dictionary probe).
+# CPU only, 2 shared cores: one torch thread per run was faster than two under load.
+# Each run is resumable: rerunning a command reuses OUT/attractors and every finished dataset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+
+# TAEF2 (real weights, ../shared/models/taef2) at 32 px: latents 32x4x4 = 512 dims, 512 Gaussian
+# seeds (N = k, as the paper's 4096 for a 4x32x32 latent). The map is expansive: the atoms are the
+# END POINTS after 50 steps (the paper's 500 steps would take ~8 h on this CPU).
+taef2() {
+  .venv/bin/probe dictionary ../shared/models/taef2 --resolution 32 --max-steps 50 \
+    --datasets cifar10,imagenet1k-500,fashion-mnist --n-images 500 --sparsity 0.05 --sweep --coder both \
+    --out runs/dictionary-taef2
+}
+
+case "${1:-all}" in
+  taef2) taef2 ;;
+  all) taef2 ;;
+esac
