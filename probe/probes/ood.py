@@ -338,15 +338,18 @@ class OODReport:
             notes.append(f"no training trajectory converged, so there are no attractors: the trajectory score "
                          f"measures distances to the {a['n_attractors']} merged end points z_T of the training "
                          f"trajectories after {self.info['max_steps']} steps instead.")
+        groups: dict[tuple, list[str]] = {}  # sets with the same convergence facts share one note
         for name, frac in self.info["fraction_converged"].items():
             if frac < 1:
                 counts = ", ".join(f"{k} {v}" for k, v in self.info.get("status", {}).get(name, {}).items()
                                    if k != "converged" and v)
-                notes.append(f"{name}: {100 * (1 - frac):.1f}% of trajectories did not converge within "
-                             f"{self.info['score_steps']} steps" + (f" ({counts})" if counts else "") +
-                             f"; their trajectory score is the mean over the states z_0..z_T they reached "
-                             f"(T = {self.info['score_steps']} unless stopped early in a cycle) and their "
-                             f"step count is where they stopped, not a convergence time.")
+                groups.setdefault((round(frac, 6), counts), []).append(name)
+        for (frac, counts), names in groups.items():
+            notes.append(f"{', '.join(names)}: {100 * (1 - frac):.1f}% of trajectories did not converge within "
+                         f"{self.info['score_steps']} steps" + (f" ({counts} per set)" if counts else "") +
+                         f"; their trajectory score is the mean over the states z_0..z_T they reached "
+                         f"(T = {self.info['score_steps']} unless stopped early in a cycle) and their "
+                         f"step count is where they stopped, not a convergence time.")
         for name in self.out_names:
             t = m["trajectory"][name]["auroc"]
             if t < 0.5:
@@ -418,6 +421,7 @@ class OODReport:
                 ax.hist(per_set[n].double().numpy(), bins=bins, histtype="step", density=True,
                         linewidth=2 if n == self.in_name else 1.2, label=n + (" (in)" if n == self.in_name else ""))
             ax.set_title(method)
+            ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.set_xlabel("score (higher = more OOD)")
         for ax in list(axes.flat)[len(methods):]:
             ax.axis("off")

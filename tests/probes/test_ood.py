@@ -136,7 +136,7 @@ def test_expansive_map_scores_against_end_points():
     assert (report.scores["steps"]["other"] == 6).all()
     md = report.to_markdown()
     assert "merged end points (no attractor)" in md and "there are no attractors" in md
-    assert "other: 100.0% of trajectories did not converge within 6 steps (unconverged 10)" in md
+    assert "in, other: 100.0% of trajectories did not converge within 6 steps (unconverged 10 per set)" in md
 
 
 def test_report_says_when_the_score_inverts():
