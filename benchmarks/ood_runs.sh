@@ -2,7 +2,8 @@
 # Real OOD runs behind benchmarks/results/ood_*.md (paper section 4.2; METHOD.md section 5).
 # Usage: benchmarks/ood_runs.sh [fmnist|taef2|all]   (CPU; run from the repository root)
 # Full reports (scores, meta.json, histograms.png) go to runs/ood-*; the markdown table and the
-# CSV with bootstrap AUROC intervals are copied to benchmarks/results/.
+# CSV with bootstrap AUROC intervals are copied to benchmarks/results/; the "Reading" section at
+# the end of each results file is written by hand after the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROBE=${PROBE:-.venv/bin/probe}
