@@ -219,7 +219,7 @@ def train(cfg: TrainConfig, out: str | Path, *, train_set=None, test_set=None,
             acc.backward(loss)
             opt.step()
             seen += len(x)
-            run_loss += float(loss) * len(x)
+            run_loss += float(loss.detach()) * len(x)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         row = {"epoch": epoch, "train_loss": run_loss / seen, "train_mse": mse(net, x_train),

@@ -82,6 +82,16 @@ class ConvAE(LatentMap):
             dec.append(nn.ConvTranspose2d(chans[i], chans[i - 1], 3, stride=2, padding=1, output_padding=pad))
             dec.append(nn.LeakyReLU(0.2) if i > 1 else nn.Sigmoid())
         self.decoder = nn.Sequential(*dec)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # PyTorch's default init shrinks the signal through ten LeakyReLU layers, and training
+        # then sits at the mean image for epochs; He init (gain for LeakyReLU 0.2) starts it moving.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                mode = "fan_out" if isinstance(m, nn.ConvTranspose2d) else "fan_in"
+                nn.init.kaiming_normal_(m.weight, a=0.2, mode=mode, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
 
     def _encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)
