@@ -10,9 +10,15 @@ export OMP_NUM_THREADS=1
 # seeds (N = k, as the paper's 4096 for a 4x32x32 latent). The map is expansive: the atoms are the
 # END POINTS after 50 steps (the paper's 500 steps would take ~8 h on this CPU).
 taef2() {
+  # the table: OMP and lasso at the paper's 5% (26 of 512 atoms), 500 random test images per set
   .venv/bin/probe dictionary ../shared/models/taef2 --resolution 32 --max-steps 50 \
-    --datasets cifar10,imagenet1k-500,fashion-mnist --n-images 500 --sparsity 0.05 --sweep --coder both \
+    --datasets cifar10,imagenet1k-500,fashion-mnist --n-images 500 --sparsity 0.05 --coder both \
     --out runs/dictionary-taef2
+  # the sparsity-vs-MSE curve (OMP, 100% ... 0.78% of the atoms) on the same end points, 200 images per set
+  .venv/bin/probe dictionary ../shared/models/taef2 --resolution 32 --max-steps 50 \
+    --attractors runs/dictionary-taef2/attractors \
+    --datasets cifar10,imagenet1k-500,fashion-mnist --n-images 200 --sparsity 0.05 --sweep --coder omp \
+    --out runs/dictionary-taef2-sweep
 }
 
 case "${1:-all}" in

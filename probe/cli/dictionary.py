@@ -71,8 +71,9 @@ def run(args) -> int:
 def render(report, command: str | None = None) -> str:
     """The full markdown: main tables (MSE, PSNR, latent error) and, with a sweep, the curve's numbers."""
     parts = [f"Command: `{command}`\n"] if command else []
-    parts += [report.to_markdown("mse"), report.to_markdown("psnr", compare=False),
-              report.to_markdown("latent_rel", compare=False)]
+    parts += [report.to_markdown("mse"), report.verdict_markdown(),
+              report.to_markdown("psnr", compare=False, header=False),
+              report.to_markdown("latent_rel", compare=False, header=False)]
     if len(report.sparsities) > 1:
         parts += [report.sweep_markdown(c) for c in report.coders]
     return "\n".join(parts)

@@ -239,7 +239,8 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
                 if coder == cfg.coders[0] and s == cfg.sparsity:
                     examples[f"{name}|{b}"] = _as_uint8(xhat[:n_ex])
                 if log:
-                    log(f"  {name}: {coder} {b} {100 * s:.4g}% ({k} non-zeros): "
+                    label = atoms_info["atoms_are"] if b == "attractors" else b
+                    log(f"  {name}: {coder} {label} {100 * s:.4g}% ({k} non-zeros): "
                         f"MSE {values[f'{name}|{b}|{coder}|{skey(s)}|mse'].mean():.5f} [{time.perf_counter() - t0:.1f} s]")
     info = {"spec": name, "source": getattr(images, "source", name), "n": len(x), "resolution": int(x.shape[-1]),
             "pca_fit": pca_fit, "atoms": atoms_per, "n_nonzero": nonzeros,

@@ -57,6 +57,10 @@ class DictionaryReport:
     def sparsities(self) -> list[float]:
         return list(self.config["sparsities"])
 
+    def label(self, basis: str) -> str:
+        """How a basis is named in tables: the probe's atoms are 'attractors' or 'end points'."""
+        return self.attractors.get("atoms_are", basis) if basis == "attractors" else basis
+
     def per_image(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
                   metric: str = "mse") -> Tensor:
         if basis == AE:
@@ -82,7 +86,8 @@ class DictionaryReport:
         for d in self.datasets:
             a, b = self.per_image(d, basis, coder, sparsity, metric), self.per_image(d, baseline, coder, sparsity, metric)
             diff = paired(b, a) if metric == "psnr" else paired(a, b)
-            out[d] = {"diff": diff, "better": verdict(diff, basis, baseline).replace(" lower", " better")}
+            out[d] = {"diff": diff,
+                      "better": verdict(diff, self.label(basis), self.label(baseline)).replace(" lower", " better")}
         return out
 
     # -- merge / save / load -------------------------------------------------
@@ -166,15 +171,16 @@ class DictionaryReport:
                 f"orthogonal = {a['n_atoms']} random orthonormal directions (QR of a seeded Gaussian), "
                 f"PCA = top components of encoded data (fit per set, see 'PCA fit'); values: mean [95% CI].")
 
-    def to_markdown(self, metric: str = "mse", sparsity: float | None = None, compare: bool = True) -> str:
+    def to_markdown(self, metric: str = "mse", sparsity: float | None = None, compare: bool = True,
+                    header: bool = True) -> str:
         """Header line, then a table: rows datasets; columns coder x basis; mean [95% CI]."""
         if metric not in METRICS:
             raise ProbeError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         cols = [(c, b) for c in self.coders for b in self.bases]
         pair = compare and {"attractors", "orthogonal"} <= set(self.bases)
-        head = ["dataset", "n", f"{AE} D(E(x))"] + [f"{c} · {b}" for c, b in cols]
+        head = ["dataset", "n", f"{AE} D(E(x))"] + [f"{c} · {self.label(b)}" for c, b in cols]
         if pair:
-            head += [f"{c}: orthogonal − attractors (paired)" for c in self.coders]
+            head += [f"{c}: orthogonal − {self.label('attractors')} (paired)" for c in self.coders]
         rows = []
         for d, info in self.datasets.items():
             row = [d, str(info["n"]), self.stat(d, AE, metric=metric).format()]
@@ -185,13 +191,34 @@ class DictionaryReport:
                     row.append(f"{r['diff'].format(3)} → {r['better']}")
             rows.append(row)
         pca = "; ".join(f"{d}: {info['pca_fit']}" for d, info in self.datasets.items())
-        return (f"{self.header(sparsity)}\n\nMetric: {METRICS[metric]}. PCA fit: {pca}.\n\n"
-                + markdown_table(head, rows) + "\n")
+        top = f"{self.header(sparsity)}\n\nPCA fit: {pca}.\n\n" if header else ""
+        return f"{top}Metric: {METRICS[metric]}.\n\n" + markdown_table(head, rows) + "\n"
+
+    def verdict_markdown(self, sparsity: float | None = None, metric: str = "mse") -> str:
+        """In words, per coder: on which sets the atoms beat each baseline (paired 95% CI on the same images)."""
+        s = self.config["sparsity"] if sparsity is None else sparsity
+        what = f"{self.attractors['atoms_are']} ({self.attractors['n_atoms']} atoms)"
+        lines = []
+        for baseline in [b for b in self.bases if b != "attractors"]:
+            if "attractors" not in self.bases:
+                break
+            for c in self.coders:
+                res = self.compare(c, s, metric, baseline=baseline)
+                groups = {"better": [], "worse": [], "tie": []}
+                for d, r in res.items():
+                    key = "better" if r["better"] == f"{self.label('attractors')} better" else "tie" if "no clear" in r["better"] else "worse"
+                    groups[key].append(f"{d} ({r['diff'].format(3)})")
+                lines.append(f"- {c}, {100 * s:.4g}% sparsity, {what} vs {baseline}: "
+                             f"lower {metric} on {', '.join(groups['better']) or 'no set'}; "
+                             f"higher on {', '.join(groups['worse']) or 'no set'}"
+                             + (f"; no clear difference on {', '.join(groups['tie'])}" if groups["tie"] else "") + ".")
+        return ("Paired differences (baseline − atoms, same images, mean [95% CI]; positive = the atoms are better):\n\n"
+                + "\n".join(lines) + "\n") if lines else ""
 
     def sweep_markdown(self, coder: str | None = None, metric: str = "mse") -> str:
         """Rows dataset x sparsity; columns bases (the numbers behind the sparsity-vs-MSE plot)."""
         coder = coder or self.coders[0]
-        head = ["dataset", "sparsity", "non-zeros"] + self.bases
+        head = ["dataset", "sparsity", "non-zeros"] + [self.label(b) for b in self.bases]
         rows = []
         for d, info in self.datasets.items():
             for s in self.sparsities:
@@ -215,7 +242,7 @@ class DictionaryReport:
                 for b in self.bases:
                     st = [self.stat(d, b, c, s, metric) for s in self.sparsities]
                     ax.errorbar(xs, [t.mean for t in st], yerr=[t.half for t in st], marker="o", ms=3, capsize=2,
-                                ls="-" if c == "omp" else "--", label=f"{c} · {b}")
+                                ls="-" if c == "omp" else "--", label=f"{c} · {self.label(b)}")
             ax.axhline(self.stat(d, AE, metric=metric).mean, color="gray", ls=":", label=f"{AE} D(E(x))")
             ax.set_xscale("log")
             ax.set_xlabel("sparsity (% of atoms non-zero)")
@@ -244,7 +271,7 @@ class DictionaryReport:
             imgs = self.examples[f"{d}|{r}"]  # uint8 [n, C, H, W]
             strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).numpy()
             ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
-            label = r if r in ("original", AE) else f"{r}\n{self.coders[0]} {100 * float(s):.3g}%"
+            label = r if r in ("original", AE) else f"{self.label(r)}\n{self.coders[0]} {100 * float(s):.3g}%"
             ax.set_ylabel(f"{d}\n{label}", rotation=0, ha="right", va="center", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -74,6 +74,7 @@ def test_attractor_atoms_reconstruct_their_own_subspace(subspace_set):
     assert att.mean < 1e-5 < orth.mean / 100  # 3 random directions miss most of the signal
     assert rep.stat(spec, "pca").mean < 1e-4  # PCA has seen data from the same subspace
     assert rep.compare()[spec]["better"] == "attractors better"
+    assert f"vs orthogonal: lower mse on {spec} (" in rep.verdict_markdown()
     info = rep.datasets[spec]
     assert info["atoms"] == {"attractors": 3, "orthogonal": 3, "pca": 3}
     assert info["pca_fit"].startswith("100 images") and "none of them evaluated" in info["pca_fit"]
@@ -91,6 +92,7 @@ def test_expansive_maps_use_end_points_and_say_so(subspace_set):
     assert rep.datasets[spec]["n_nonzero"]["0.25"] == {"attractors": 2, "orthogonal": 2}
     md = rep.to_markdown()
     assert "END POINTS" in md.splitlines()[0] and "20 end points found from 20 Gaussian seeds" in md
+    assert "| omp · end points | omp · orthogonal | omp: orthogonal − end points (paired) |" in md
 
 
 def test_report_round_trip_table_csv_and_figures(subspace_set, tmp_path):
