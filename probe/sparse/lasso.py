@@ -22,6 +22,7 @@ result is scikit-learn's ``Lasso(alpha, fit_intercept=False)`` on the same data.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -104,7 +105,14 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
     _set_sign(act, ok, torch.sign(c.gather(1, first[:, None])[:, 0]))
     active[ok, first[ok]] = True
 
+    steps, limit = 0, 20 * (s or min(n_features, n_atoms)) + 100
     while True:
+        steps += 1
+        if steps > limit:  # LARS takes about s steps plus drops; more means rounding makes it cycle
+            warnings.warn(f"lasso: {int((~done).sum())} signal(s) stopped after {limit} path steps "
+                          "(rounding in near-ties); their codes are the last path point. float64 avoids this.",
+                          RuntimeWarning, stacklevel=3)
+            done = torch.ones_like(done)
         if bool(done.any()):
             fin = done.nonzero().squeeze(1)
             out_codes[order[fin]] = _dense(act, fin, n_atoms)
@@ -126,19 +134,21 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
         blocked = active.clone()
         has_drop = last_drop >= 0
         blocked[ar[has_drop], last_drop[has_drop]] = True  # it just left; it must not re-enter at once
+        # atom j meets the boundary +-(C - g) when its gap, (C -+ c_j) - g (1 -+ u_j), closes;
+        # a gap already at (or, by rounding, past) zero while closing means: join now. Dropping
+        # such a root as "not positive" would let the atom overtake C unnoticed.
         floor = 16 * eps * big[:, None]
-        # c_j - g u_j = +-(C - g): two roots; the crossing is the smaller positive one
-        up = (big[:, None] - c) / (1 - u)
-        down = (big[:, None] + c) / (1 + u)
-        up = torch.where(up > floor, up, inf)  # NaN compares False: 0/0 is no crossing
-        down = torch.where(down > floor, down, inf)
-        cand = torch.where(blocked, inf, torch.minimum(up, down))
-        del up, down
+        cand = torch.minimum(_crossing(big[:, None] - c, 1 - u, floor), _crossing(big[:, None] + c, 1 + u, floor))
+        cand = torch.where(blocked, inf, cand)
         g_join, j_join = cand.min(1)
 
-        # leave: the first active coefficient to cross zero
-        cross = -coef[:, :m] / direction
-        cross = torch.where(used & cross.isfinite() & (cross > 16 * eps), cross, inf)
+        # leave: the first active coefficient to cross zero (one that rounding already pushed
+        # past zero, against its sign, leaves now)
+        cf = coef[:, :m]
+        cross = -cf / direction
+        cross = torch.where(cross.isfinite() & (cross > floor[:, :1]), cross, inf)
+        cross = torch.where(cf * act.slots["sign"][:, :m] < 0, torch.zeros_like(cross), cross)
+        cross = torch.where(used, cross, inf)
         g_drop, p_drop = cross.min(1) if m else (torch.full_like(big, float("inf")), torch.zeros_like(last_drop))
 
         gamma = torch.minimum(torch.minimum(g_join, g_drop), big)
@@ -176,6 +186,13 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
         coef = act.slots["coef"]
         done = finish
     return out_codes, out_c
+
+
+def _crossing(gap: Tensor, rate: Tensor, floor: Tensor) -> Tensor:
+    """Step at which a gap closing at ``rate`` per unit step reaches zero (inf: never)."""
+    inf = torch.full_like(gap, float("inf"))
+    root = torch.where(rate > 0, gap.clamp(min=0) / rate, inf)
+    return torch.where(gap < -floor, torch.zeros_like(gap), root)  # already past: overdue
 
 
 def _set_sign(act: ActiveSet, ok: Tensor, sign: Tensor) -> None:
