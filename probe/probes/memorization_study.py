@@ -31,7 +31,7 @@ class MemorizationConfig:
     dataset: str = field("fashion-mnist", "image set (probe.data spec with train and test splits)")
     bottlenecks: list = field([2, 4, 8, 16, 32, 64, 128], "bottleneck sizes k to train and measure")
     epochs: int = field(20, "training epochs per model")
-    n_train: int | None = field(10000, "training images (seeded subset; None = the whole split)")
+    n_train: int = field(10000, "training images (seeded subset; 0 = the whole split)")
     n_test: int = field(2000, "test images: test MSE, test-image seeds and the null level")
     width: int = field(16, "d: first conv channels (encoder d, 2d, 4d, 8d)")
     batch_size: int = field(128, "training batch size")
@@ -57,7 +57,7 @@ class MemorizationConfig:
     def train_config(self, k: int):
         from ..train import TrainConfig
 
-        return TrainConfig(dataset=self.dataset, n_train=self.n_train, n_test=self.n_test, width=self.width,
+        return TrainConfig(dataset=self.dataset, n_train=self.n_train or None, n_test=self.n_test, width=self.width,
                            bottleneck=int(k), epochs=self.epochs, batch_size=self.batch_size, lr_step=self.lr_step,
                            augment=self.augment, seed=self.seed, device=self.device)
 
@@ -122,7 +122,7 @@ def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], Non
     from ..train import train
 
     out = Path(out)
-    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train, seed=cfg.seed)
+    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.seed)
     test_set = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.seed)
     mcfg = cfg.measure_config()
     rows = []
