@@ -84,7 +84,7 @@ class AndersonSolver:
 
     def __init__(self, map: LatentMap, z0: Tensor, *, tol: float, max_steps: int, m: int = 5, beta: float = 1.0,
                  safeguard: bool = True, restart_every: int | None = None, lam: float = 1e-8,
-                 batch_size: int | None = None, calm: int = CALM):
+                 batch_size: int | None = None, calm: int = CALM, curve_every: int | None = None):
         self.map, self.z0 = map, check_seeds(z0).detach().float().cpu()
         self.tol, self.max_steps, self.m, self.beta = float(tol), int(max_steps), int(m), float(beta)
         self.safeguard, self.lam = bool(safeguard), float(lam)
@@ -96,7 +96,7 @@ class AndersonSolver:
         self.batch_size = int(batch_size or choose_batch_size(
             map, self.shape, n, extra_per_sample=(2 * self.m + 4) * self.k * 4))
         self.chunk = self.batch_size  # shrinks if f runs out of memory mid-run
-        self.curve_every = curve_step(n, self.max_steps)
+        self.curve_every = int(curve_every or curve_step(n, self.max_steps))  # as iterate.Engine: shards agree
         self.out = {"z": torch.zeros(n, *self.shape), "steps": torch.zeros(n, dtype=torch.long),
                     "status": torch.full((n,), RUNNING, dtype=torch.int8),
                     "residuals": torch.full((n,), float("nan")), "first_residual": torch.full((n,), float("nan")),

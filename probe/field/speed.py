@@ -337,7 +337,7 @@ def apply_chunked(f: Callable[[Tensor], Tensor], z: Tensor, chunk: int) -> tuple
 def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype = "bf16", tol: float | None = None,
                           max_steps: int | None = None, rtol: float | None = None, batch_size: int | None = None,
                           channels_last: bool = False, compile: bool | str = False, max_period: int = 8,
-                          polish: str = "anderson"):
+                          polish: str = "anderson", low_fraction: float = 0.5):
     """Plain iteration in ``dtype`` down to its rounding floor, then fp32 to the paper's ``tol``.
 
     A bf16 f(z) carries ~2^-9 relative rounding, so ||f(z) - z||^2 cannot reach 1e-6 on a
@@ -346,10 +346,12 @@ def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype =
     below ``rtol`` (default: off) or in such a cycle; stage 2 polishes those
     end points with the fp32 ``map`` under the usual rule, so the end points are fp32 fixed
     points. ``steps`` sums both stages; ``low_evals`` / ``n_evals`` says how much ran in ``dtype``.
-    ``polish="anderson"`` runs stage 2 with the safeguarded Anderson solver: it starts at a
+    Stage 1 may use ``low_fraction`` of ``max_steps``; every seed that did not diverge (also
+    one still wandering, e.g. in a long rounding cycle) gets the rest in fp32, so no seed
+    spends more than ``max_steps`` in all. ``polish="anderson"`` runs stage 2 with the safeguarded Anderson solver: it starts at a
     stable end point of plain iteration, inside the final linear phase where mixing pays.
     """
-    from .iterate import CONVERGED, CYCLE, iterate
+    from .iterate import DIVERGED, iterate
 
     if polish not in ("plain", "anderson"):
         raise ProbeError(f"polish must be 'plain' or 'anderson', got {polish!r}")
@@ -360,13 +362,14 @@ def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype =
     # the relative rule is off by default: during a slow pass near a saddle the relative step is
     # as small as bf16 rounding, and stopping there would leave the long part to fp32
     low = fast_map(map, low_dt, channels_last=channels_last, compile=compile)
-    first = iterate(low, z0, tol=tol, max_steps=max_steps, rtol=rtol, batch_size=batch_size, max_period=max_period)
-    go = (first.status == CONVERGED) | (first.status == CYCLE)
+    low_steps = max(1, min(max_steps - 1, int(round(low_fraction * max_steps))))
+    first = iterate(low, z0, tol=tol, max_steps=low_steps, rtol=rtol, batch_size=batch_size, max_period=max_period)
+    go = first.status != DIVERGED
     out = first
     out.low_evals = first.n_evals
     if bool(go.any()):
         i = go.nonzero().flatten()
-        budget = max(1, max_steps - int(first.steps[i].min()))
+        budget = max_steps - low_steps
         if polish == "anderson":
             from .anderson import solve
 
