@@ -45,7 +45,9 @@ def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | Non
     first stretch of the lasso path with that many active atoms. A signal whose path
     ends first (fewer atoms than asked can explain it) keeps the least-squares end
     point. With ``alpha`` given, solves scikit-learn's objective at that penalty.
-    ``return_alpha=True`` also returns the penalty used per signal.
+    ``return_alpha=True`` also returns the penalty used per signal (in sparsity mode, the
+    penalty of the unit-norm problem). An atom in the span of the active ones (an exact
+    duplicate) never joins.
     """
     d, y, was_1d = prepare(dictionary, signals, device)
     n_features, n_atoms = d.shape
@@ -130,17 +132,21 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
         direction = act.solve(act.slots["sign"][:, :m])
         u = act.gram_times(direction)
 
-        # join: the first inactive atom whose |correlation| meets the falling C
-        blocked = active.clone()
-        has_drop = last_drop >= 0
-        blocked[ar[has_drop], last_drop[has_drop]] = True  # it just left; it must not re-enter at once
-        # atom j meets the boundary +-(C - g) when its gap, (C -+ c_j) - g (1 -+ u_j), closes;
-        # a gap already at (or, by rounding, past) zero while closing means: join now. Dropping
-        # such a root as "not positive" would let the atom overtake C unnoticed.
+        # join: the first inactive atom whose |correlation| meets the falling C. Atom j meets
+        # the boundary +-(C - g) when its gap (C -+ c_j) closes at rate (1 -+ u_j); the step is
+        # gap / rate, found as the largest rate / gap (one pass, no inf/NaN bookkeeping). A gap
+        # at or, by rounding, past zero counts as `floor`: the atom joins now if closing.
+        # Discarding such roots as "not positive" once let atoms overtake C unnoticed.
         floor = 16 * eps * big[:, None]
-        cand = torch.minimum(_crossing(big[:, None] - c, 1 - u, floor), _crossing(big[:, None] + c, 1 + u, floor))
-        cand = torch.where(blocked, inf, cand)
-        g_join, j_join = cand.min(1)
+        speed = (1 - u).div_((big[:, None] - c).clamp_(min=floor))
+        speed = torch.maximum(speed, (1 + u).div_((big[:, None] + c).clamp_(min=floor)))
+        speed.masked_fill_(c.abs() > big[:, None] + floor, float("inf"))  # overdue either way
+        speed.masked_fill_(active, -1.0)
+        has_drop = (last_drop >= 0).nonzero().squeeze(1)
+        speed[has_drop, last_drop[has_drop]] = -1.0  # it just left; it must not re-enter at once
+        fastest, j_join = speed.max(1)
+        g_join = torch.where(fastest > 0, 1 / fastest, inf)
+        del speed
 
         # leave: the first active coefficient to cross zero (one that rounding already pushed
         # past zero, against its sign, leaves now)
@@ -176,7 +182,10 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
         _set_sign(act, ok, sign_new)
         active[ar[ok], j_join[ok]] = True
         last_drop = torch.where(joining, torch.full_like(last_drop, -1), last_drop)
-        finish |= joining & ~ok  # the joining atom is in the span of the active ones
+        # an atom in the span of the active ones (a duplicate: attractor dictionaries have
+        # near-copies) cannot join; it is set aside for good and the walk goes on
+        aside = joining & ~ok
+        active[ar[aside], j_join[aside]] = True
         for b in (is_drop & ~finish).nonzero().squeeze(1).tolist():
             slot = int(p_drop[b])
             atom = int(act.idx[b, slot])
@@ -186,13 +195,6 @@ def _lars_batch(gram: Tensor, xy: Tensor, y_norm2: Tensor, s: int | None, target
         coef = act.slots["coef"]
         done = finish
     return out_codes, out_c
-
-
-def _crossing(gap: Tensor, rate: Tensor, floor: Tensor) -> Tensor:
-    """Step at which a gap closing at ``rate`` per unit step reaches zero (inf: never)."""
-    inf = torch.full_like(gap, float("inf"))
-    root = torch.where(rate > 0, gap.clamp(min=0) / rate, inf)
-    return torch.where(gap < -floor, torch.zeros_like(gap), root)  # already past: overdue
 
 
 def _set_sign(act: ActiveSet, ok: Tensor, sign: Tensor) -> None:

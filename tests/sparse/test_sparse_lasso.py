@@ -102,3 +102,17 @@ def test_fp32_batch_stays_optimal_through_near_ties():
     codes, alpha = codes.double().numpy(), alpha.double().numpy()
     assert ((codes != 0).sum(1) == 51).all()
     assert _kkt(d, y, codes, alpha) < 1e-3
+
+
+def test_duplicate_atoms_are_set_aside_not_the_end_of_the_path():
+    # attractor dictionaries hold near-copies; a copy of an active atom cannot join (it is in
+    # their span) but the walk must go on to the requested sparsity
+    d, y = _problem(n_features=20, n_atoms=30, n_samples=6, seed=9)
+    dup = np.concatenate([d, d[:, :5]], 1)
+    codes, alpha = lasso(torch.from_numpy(dup), torch.from_numpy(y), n_nonzero=10, return_alpha=True)
+    assert ((codes != 0).sum(1) == 10).all()
+    # the lasso fit D a is unique even when the coefficients are not: it matches sklearn's
+    unit = dup / np.linalg.norm(dup, axis=0)
+    ref = _sk_lasso(unit, y, alpha.numpy())
+    fit = (codes.numpy() * np.linalg.norm(dup, axis=0)) @ unit.T
+    np.testing.assert_allclose(fit, ref @ unit.T, atol=1e-5)
