@@ -169,7 +169,8 @@ class ComparisonReport:
 
     ``values`` holds per-item numbers (per attractor, per seed) under keys such as
     ``latent|A->B|max_cos``, ``latent|agree``, ``pixel|A->B|attractors|mse``,
-    ``set|A->B|max_cos`` (centred pixel cosine); ``images`` uint8 decoded attractors and their cross-codes for the grid.
+    ``set|A->B|max_cos`` (centred pixel cosine); ``images`` uint8 decoded attractors and their
+    cross-codes for the grid.
     """
 
     config: dict
@@ -205,11 +206,12 @@ class ComparisonReport:
     # -- tables -----------------------------------------------------------------------
     def _side_line(self, s: str) -> str:
         m, a = self.models[s], self.models[s]["atoms"]
-        what = a["atoms_are"] + (" (the map is expansive: these are NOT attractors)" if a["atoms_are"] == "end points" else "")
-        return (f"- **{s}** = `{m['spec']}` ({m['map']['name']}; latent {tuple(m['latent_shape'])} at {m['resolution']} px, "
-                f"images {m['channels']} x {m['resolution']} px): {a['n_fixed_points']} fixed points, {a['n_stable']} stable, "
-                f"from {a['n_seeds']} seeds (merge cosine > {self.config['merge_threshold']}); dynamics {a['verdict']}; "
-                f"dictionary = {a['n_atoms']} {what}")
+        ends = a["atoms_are"] == "end points"
+        what = a["atoms_are"] + (f" after {a['max_steps']} steps (NOT attractors)" if ends else "")
+        return (f"- **{s}** = `{m['spec']}` ({m['map']['name']}; latent {tuple(m['latent_shape'])}, images "
+                f"{m['channels']} x {m['resolution']} px): {a['n_fixed_points']} fixed points, {a['n_stable']} stable, "
+                f"from {a['n_seeds']} seeds (merge cosine > {self.config['merge_threshold']}); dynamics "
+                f"{a['verdict']}; dictionary = {a['n_atoms']} {what}")
 
     def _row3(self, name: str, key: str, ref: str | None, digits: int = 4) -> list[str]:
         ab, ba = self.stat(key.format("A->B")), self.stat(key.format("B->A"))
@@ -224,18 +226,21 @@ class ComparisonReport:
         sc, thr = self.scalars, self.config["merge_threshold"]
         out = [f"## Model comparison: A vs B\n", self._side_line("A"), self._side_line("B"),
                f"- latent space: **{'shared' if self.shared['shared'] else 'not shared'}** ({self.shared['why']})\n"]
-        if "latent|agree" in self.values:
+        if "latent|A->B|max_cos" in self.values:
             head = ["measure (latent space)", "A->B", "B->A", "symmetric", "reference"]
-            agree, ref = self.stat("latent|agree"), self.stat("latent|agree_ref")
-            rows = [self._row3("Chamfer similarity (mean best cosine)", "latent|{}|max_cos",
-                               "latent|{}|ref_max_cos"),
-                    [f"basin agreement (same seed, ends match: cosine > {thr})", "", "", agree.format(4),
-                     f"{ref.mean:.4g} (B's seeds shuffled)"],
-                    ["adjusted Rand index of the basins", "", "", f"{sc['ari']:.4g}", "0 (chance, by construction)"]]
-            out += [markdown_table(head, rows),
-                    f"\nChamfer reference: Gaussian N(0, I) points, as many as the other set. Agreement over "
-                    f"{agree.n} seeds ({sc['both_converged']} converged in both); basins: A {sc['basins'][0]}, "
-                    f"B {sc['basins'][1]}.\n"]
+            rows = [self._row3("Chamfer similarity (mean best cosine)", "latent|{}|max_cos", "latent|{}|ref_max_cos")]
+            note = "Chamfer reference: Gaussian N(0, I) points, as many as the other set."
+            if "latent|agree" in self.values:
+                agree, ref = self.stat("latent|agree"), self.stat("latent|agree_ref")
+                rows += [[f"basin agreement (same seed, ends match: cosine > {thr})", "", "", agree.format(4),
+                          f"{ref.mean:.4g} (B's seeds shuffled)"],
+                         ["adjusted Rand index of the basins", "", "", f"{sc['ari']:.4g}",
+                          "0 (chance, by construction)"]]
+                note += (f" Agreement over {agree.n} seeds ({sc['both_converged']} converged in both); "
+                         f"basins: A {sc['basins'][0]}, B {sc['basins'][1]}.")
+            else:
+                note += f" No basin agreement: {sc['agreement_skipped']}."
+            out += [markdown_table(head, rows), "\n" + note + "\n"]
         if "pixel|A->B|attractors|mse" in self.values:
             out.append(f"Pixel space: each model's dictionary images converted to the other's convention, "
                        f"encoded, OMP-coded on the other's dictionary at {100 * self.config['sparsity']:g}% "
@@ -247,12 +252,13 @@ class ComparisonReport:
                 base = f"pixel|{d}|"
                 for basis, label in (("attractors", f"{dst}'s {self.models[dst]['atoms']['atoms_are']}"),
                                      ("orthogonal", f"random orthogonal basis of {dst}'s latent (reference)")):
-                    rows.append([f"{src}'s images via {dst}", label, f"{k} of {n}", self.stat(base + basis + "|mse").format()])
+                    rows.append([f"{src}'s images via {dst}", label, f"{k} of {n}",
+                                 self.stat(base + basis + "|mse").format()])
                 rows.append([f"{src}'s images via {dst}", f"{dst}'s autoencoder, no coding (floor)", "all",
                              self.stat(base + "autoencoder|mse").format()])
-                rows.append([f"{src}'s images via {dst}", "attractors vs orthogonal (paired)", "",
-                             verdict(paired(self.values[base + "attractors|mse"], self.values[base + "orthogonal|mse"]),
-                                     "attractors", "orthogonal")])
+                diff = paired(self.values[base + "attractors|mse"], self.values[base + "orthogonal|mse"])
+                rows.append([f"{src}'s images via {dst}", "dictionary vs orthogonal (paired)", "",
+                             verdict(diff, "dictionary", "orthogonal")])
             out += [markdown_table(["direction", "dictionary", "non-zeros", "pixel MSE"], rows), ""]
             c = sc["common"]
             head = ["measure (decoded sets)", "A->B", "B->A", "symmetric", "reference (B's / A's pixels shuffled)"]
@@ -264,11 +270,12 @@ class ComparisonReport:
 
     def summary(self) -> list[str]:
         lines = [f"latent space {'shared' if self.shared['shared'] else 'not shared'}: {self.shared['why']}"]
-        if "latent|agree" in self.values:
+        if "latent|A->B|max_cos" in self.values:
             ab, ba = self.stat("latent|A->B|max_cos").mean, self.stat("latent|B->A|max_cos").mean
-            lines.append(f"Chamfer similarity {(ab + ba) / 2:.4f} (A->B {ab:.4f}, B->A {ba:.4f}); basin agreement "
-                         f"{self.stat('latent|agree').mean:.4f} (shuffled {self.stat('latent|agree_ref').mean:.4f}); "
-                         f"ARI {self.scalars['ari']:.4f}")
+            lines.append(f"Chamfer similarity {(ab + ba) / 2:.4f} (A->B {ab:.4f}, B->A {ba:.4f})")
+        if "latent|agree" in self.values:
+            lines.append(f"basin agreement {self.stat('latent|agree').mean:.4f} (B's seeds shuffled "
+                         f"{self.stat('latent|agree_ref').mean:.4f}); ARI {self.scalars['ari']:.4f}")
         if "pixel|A->B|attractors|mse" in self.values:
             for d in ("A->B", "B->A"):
                 lines.append(f"cross-reconstruction {d}: MSE {self.stat(f'pixel|{d}|attractors|mse').mean:.5f} "
@@ -319,11 +326,21 @@ def _resolution(map: LatentMap, aset: Any, cfg: CompareConfig) -> int:
 
 
 def _check_set(aset: Any, map: LatentMap, side: str) -> None:
+    # not the name: it carries the path the model was loaded from, which may be spelled differently
     was, now = getattr(aset, "map", {}) or {}, map.describe()
-    diff = [k for k in ("class", "name", "parameters") if k in was and was[k] != now.get(k)]
+    keys = ("class", "parameters", "image_channels", "image_size", "config", "variant", "arch", "pretrained")
+    diff = [k for k in keys if k in was and k in now and _plain(was[k]) != _plain(now[k])]
     if diff:
-        raise ProbeError(f"the attractor set given for {side} was computed on {was.get('name')!r} "
-                         f"({', '.join(f'{k} {was[k]!r}' for k in diff)}), not on {now['name']!r}")
+        raise ProbeError(f"the attractor set given for {side} was computed on {was.get('name')!r}, not on "
+                         f"{now['name']!r} ({', '.join(f'{k} {was[k]!r} vs {now[k]!r}' for k in diff)})")
+
+
+def _plain(v: Any) -> Any:
+    import json
+
+    from ..io import to_jsonable
+
+    return json.loads(json.dumps(to_jsonable(v)))
 
 
 def _attractors(map, aset, cfg: CompareConfig, res: int, side: str, out: Path | None, log):
@@ -402,8 +419,6 @@ def compare(map_a: LatentMap, map_b: LatentMap, cfg: CompareConfig | None = None
     them from ``cfg.n_seeds`` Gaussian seeds (the same seeds for both when the shapes match) and,
     with ``out``, saves them to ``out/attractors_a`` / ``_b``, reused by a rerun with the same settings.
     """
-    from .dictionary import orthogonal_basis
-
     cfg = cfg or CompareConfig()
     maps = {"A": map_a, "B": map_b}
     given = {"A": attractors_a, "B": attractors_b}
@@ -424,65 +439,72 @@ def compare(map_a: LatentMap, map_b: LatentMap, cfg: CompareConfig | None = None
     atoms, info = {}, {}
     for s in SIDES:
         atoms[s], info[s] = dictionary_atoms(sets[s], shapes[s], cfg.atoms_from, cfg.seed)
-    models = {s: {"spec": str(specs[i]), "map": maps[s].describe(), "resolution": res[s], "latent_shape": list(shapes[s]),
-                  "channels": maps[s].image_channels, "atoms": info[s], "field": sets[s].config}
-              for i, s in enumerate(SIDES)}
+    models = {s: {"spec": str(specs[i]), "map": maps[s].describe(), "resolution": res[s],
+                  "latent_shape": list(shapes[s]), "channels": maps[s].image_channels, "atoms": info[s],
+                  "field": sets[s].config} for i, s in enumerate(SIDES)}
     values: dict[str, Tensor] = {}
     scalars: dict[str, Any] = {}
     images = {s: _u8(_decode(maps[s], atoms[s][:cfg.max_grid].reshape(-1, *shapes[s]).to(maps[s].device),
                              cfg.batch_size)) for s in SIDES}
-
     if shared:
-        # the whole set of stable points (or end points), not the dictionary subset capped at D
-        full = {s: (sets[s].end_points if info[s]["atoms_are"] == "end points" else sets[s].attractors).flatten(1)
-                for s in SIDES}
-        values["latent|A->B|max_cos"], values["latent|B->A|max_cos"] = chamfer(full["A"], full["B"])
-        from ..field.seeds import gaussian_seeds
-
-        dim = full["A"].shape[1]
-        for s, other in (("A", "B"), ("B", "A")):
-            rnd = gaussian_seeds(len(full[other]), (dim,), seed=cfg.seed + 1)
-            values[f"latent|{s}->{other}|ref_max_cos"] = chamfer(full[s], rnd)[0]
-        why_not = _same_seeds(sets["A"], sets["B"])
-        if why_not is None:
-            ag = basin_agreement(sets["A"], sets["B"], cfg.merge_threshold, cfg.seed)
-            values["latent|agree"], values["latent|agree_ref"] = ag["agree"], ag["reference"]
-            scalars.update(ari=ag["ari"], basins=ag["basins"], both_converged=ag["both_converged"])
-        else:
-            scalars["agreement_skipped"] = why_not
-            if log:
-                log(f"basin agreement skipped: {why_not}")
-
+        _latent_space(sets, info, cfg, values, scalars, log)
     if not shared or cfg.pixel:
         t0 = time.perf_counter()
-        decoded = {s: _decode(maps[s], atoms[s].reshape(-1, *shapes[s]).to(maps[s].device), cfg.batch_size)
-                   for s in SIDES}
-        scalars["n_nonzero"] = {s: n_nonzero(cfg.sparsity, len(atoms[s])) for s in SIDES}
-        for src, dst in (("A", "B"), ("B", "A")):
-            dev = maps[dst].device
-            bases = {"attractors": _unit_columns(atoms[dst].T.to(dev)),
-                     "orthogonal": orthogonal_basis(len(atoms[dst]), atoms[dst].shape[1], cfg.seed, dev),
-                     "autoencoder": None}
-            x = decoded[src]
-            for name, basis in bases.items():
-                y = _via(x, maps[dst], res[dst], basis, scalars["n_nonzero"][dst], cfg.batch_size)
-                back = to_convention(y, x.shape[1], x.shape[-1])
-                values[f"pixel|{src}->{dst}|{name}|mse"] = (back - x).pow(2).flatten(1).mean(1)
-                if name != "autoencoder":
-                    images[f"{src}->{dst}|{name}"] = _u8(back[:cfg.max_grid])
-        common = {"channels": min(m.image_channels for m in maps.values()), "size": min(res.values())}
-        scalars["common"] = common
-        flat = {s: to_convention(decoded[s], common["channels"], common["size"]).flatten(1) for s in SIDES}
-        shuffled = {s: _shuffle_pixels(flat[s], cfg.seed) for s in SIDES}
-        # images in [0, 1] all point into the positive orthant (raw cosines sit near 1 for anything):
-        # the cosine of mean-centred images, i.e. their pixel correlation, is what tells them apart
-        centred = {s: v - v.mean(1, keepdim=True) for s, v in {**flat, **{s + "~": shuffled[s] for s in SIDES}}.items()}
-        values["set|A->B|max_cos"], values["set|B->A|max_cos"] = chamfer(centred["A"], centred["B"])
-        values["set|A->B|nn_mse"], values["set|B->A|nn_mse"] = nearest_mse(flat["A"], flat["B"])
-        values["set|A->B|ref_max_cos"] = chamfer(centred["A"], centred["B~"])[0]
-        values["set|B->A|ref_max_cos"] = chamfer(centred["B"], centred["A~"])[0]
-        values["set|A->B|ref_nn_mse"] = nearest_mse(flat["A"], shuffled["B"])[0]
-        values["set|B->A|ref_nn_mse"] = nearest_mse(flat["B"], shuffled["A"])[0]
+        _pixel_space(maps, atoms, res, shapes, cfg, values, scalars, images)
         if log:
             log(f"pixel space: cross-codes and set distances [{time.perf_counter() - t0:.1f} s]")
     return ComparisonReport(dataclasses.asdict(cfg), models, {"shared": shared, "why": why}, scalars, values, images)
+
+
+def _latent_space(sets, info, cfg: CompareConfig, values: dict, scalars: dict, log) -> None:
+    """Chamfer similarity of the two sets and, on the same seeds, basin agreement (into ``values``)."""
+    from ..field.seeds import gaussian_seeds
+
+    # the whole set of stable points (or end points), not the dictionary subset capped at D
+    full = {s: (sets[s].end_points if info[s]["atoms_are"] == "end points" else sets[s].attractors).flatten(1)
+            for s in SIDES}
+    values["latent|A->B|max_cos"], values["latent|B->A|max_cos"] = chamfer(full["A"], full["B"])
+    for s, other in (("A", "B"), ("B", "A")):
+        rnd = gaussian_seeds(len(full[other]), (full[s].shape[1],), seed=cfg.seed + 1)
+        values[f"latent|{s}->{other}|ref_max_cos"] = chamfer(full[s], rnd)[0]
+    why_not = _same_seeds(sets["A"], sets["B"])
+    if why_not is not None:
+        scalars["agreement_skipped"] = why_not
+        if log:
+            log(f"basin agreement skipped: {why_not}")
+        return
+    ag = basin_agreement(sets["A"], sets["B"], cfg.merge_threshold, cfg.seed)
+    values["latent|agree"], values["latent|agree_ref"] = ag["agree"], ag["reference"]
+    scalars.update(ari=ag["ari"], basins=ag["basins"], both_converged=ag["both_converged"])
+
+
+def _pixel_space(maps, atoms, res, shapes, cfg: CompareConfig, values: dict, scalars: dict, images: dict) -> None:
+    """Cross-codes both ways with references, and distances between the decoded sets (into ``values``)."""
+    from .dictionary import orthogonal_basis
+
+    decoded = {s: _decode(maps[s], atoms[s].reshape(-1, *shapes[s]).to(maps[s].device), cfg.batch_size)
+               for s in SIDES}
+    scalars["n_nonzero"] = {s: n_nonzero(cfg.sparsity, len(atoms[s])) for s in SIDES}
+    for src, dst in (("A", "B"), ("B", "A")):
+        dev = maps[dst].device
+        bases = {"attractors": _unit_columns(atoms[dst].T.to(dev)),
+                 "orthogonal": orthogonal_basis(len(atoms[dst]), atoms[dst].shape[1], cfg.seed, dev),
+                 "autoencoder": None}
+        x = decoded[src]
+        for name, basis in bases.items():
+            y = _via(x, maps[dst], res[dst], basis, scalars["n_nonzero"][dst], cfg.batch_size)
+            back = to_convention(y, x.shape[1], x.shape[-1])  # measured as the source model sees images
+            values[f"pixel|{src}->{dst}|{name}|mse"] = (back - x).pow(2).flatten(1).mean(1)
+            if name != "autoencoder":
+                images[f"{src}->{dst}|{name}"] = _u8(back[:cfg.max_grid])
+    common = scalars["common"] = {"channels": min(m.image_channels for m in maps.values()), "size": min(res.values())}
+    flat = {s: to_convention(decoded[s], common["channels"], common["size"]).flatten(1) for s in SIDES}
+    flat.update({s + "~": _shuffle_pixels(flat[s], cfg.seed) for s in SIDES})
+    # images in [0, 1] all point into the positive orthant (raw cosines sit near 1 for anything):
+    # the cosine of mean-centred images, i.e. their pixel correlation, is what tells them apart
+    centred = {s: v - v.mean(1, keepdim=True) for s, v in flat.items()}
+    values["set|A->B|max_cos"], values["set|B->A|max_cos"] = chamfer(centred["A"], centred["B"])
+    values["set|A->B|nn_mse"], values["set|B->A|nn_mse"] = nearest_mse(flat["A"], flat["B"])
+    for s, other in (("A", "B"), ("B", "A")):
+        values[f"set|{s}->{other}|ref_max_cos"] = chamfer(centred[s], centred[other + "~"])[0]
+        values[f"set|{s}->{other}|ref_nn_mse"] = nearest_mse(flat[s], flat[other + "~"])[0]

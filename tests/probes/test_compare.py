@@ -18,6 +18,7 @@ from probe.errors import ProbeError
 from probe.field import AttractorSet
 from probe.probes.compare import (ComparisonReport, CompareConfig, basin_agreement, chamfer, compare,
                                   to_convention)
+from probe.probes.dictionary import n_nonzero
 
 ROTATED = (1 + math.sqrt(2)) / 3
 C45 = math.cos(math.pi / 4)
@@ -137,7 +138,7 @@ def test_sets_from_different_seeds_skip_agreement(sets):
     r = compare(toy, toy, CFG, attractors_a=a, attractors_b=b)
     assert "latent|agree" not in r.values and "seed" in r.scalars["agreement_skipped"]
     assert r.stat("latent|A->B|max_cos").mean == pytest.approx(1, abs=1e-6)  # the same 8 corners
-    assert "basin agreement" not in r.to_markdown()
+    assert "No basin agreement: the sets were iterated from different seeds (seed: 0 vs 1)" in r.to_markdown()
 
 
 # -- pixel space --------------------------------------------------------------------------
@@ -163,8 +164,8 @@ def test_same_space_declarations(sets):
     assert not r.shared["shared"] and "declared" in r.shared["why"] and "latent|agree" not in r.values
     r = pair(sets, "toy", "rgb3", CompareConfig(pixel=False))  # same class, same latent shape
     assert r.shared["shared"] and "pixel|A->B|attractors|mse" not in r.values
-    with pytest.raises(ProbeError, match="computed on 'rotated'"):
-        compare(sets["toy"][0], sets["toy"][0], CFG, attractors_a=sets["rotated"][1])
+    with pytest.raises(ProbeError, match="computed on 'rgb2'.*image_channels"):
+        compare(sets["toy"][0], sets["toy"][0], CFG, attractors_a=sets["rgb2"][1])
 
 
 def test_computed_sets_report_roundtrip_markdown_and_grid(toy, tmp_path):
@@ -196,13 +197,13 @@ def test_config_errors():
 
 
 # -- real architectures ------------------------------------------------------------------
-def test_conv_autoencoders_two_inits_differ():
+def test_conv_autoencoders_two_inits_differ(device):
     from probe.maps.convae import ConvAE
 
     torch.manual_seed(0)
-    a = ConvAE(image_size=8, width=4, bottleneck=4, name="conv-seed0")
+    a = ConvAE(image_size=8, width=4, bottleneck=4, name="conv-seed0").to(device)
     torch.manual_seed(1)
-    b = ConvAE(image_size=8, width=4, bottleneck=4, name="conv-seed1")
+    b = ConvAE(image_size=8, width=4, bottleneck=4, name="conv-seed1").to(device)  # --device cuda: runs there
     sa, sb = cheap_set(a, n_seeds=16, max_steps=300), cheap_set(b, n_seeds=16, max_steps=300)
     same = compare(a, a, CFG, attractors_a=sa, attractors_b=sa)
     diff = compare(a, b, CFG, attractors_a=sa, attractors_b=sb)
@@ -211,6 +212,9 @@ def test_conv_autoencoders_two_inits_differ():
     sim = lambda r: (r.stat("latent|A->B|max_cos").mean + r.stat("latent|B->A|max_cos").mean) / 2  # noqa: E731
     assert sim(same) == pytest.approx(1, abs=1e-6) and sim(diff) < 0.99
     assert diff.stat("latent|agree").mean < 1
+    wide = ConvAE(image_size=8, width=8, bottleneck=4, name="conv-seed0").to(device)  # same name, other model
+    with pytest.raises(ProbeError, match="computed on 'conv-seed0'.*parameters"):
+        compare(wide, b, CFG, attractors_a=sa, attractors_b=sb)
 
 
 def test_taef2_against_a_conv_autoencoder(taef2_dir):
@@ -243,12 +247,15 @@ def test_cli_with_run_folders(tmp_path, capsys):
     save_json(tmp_path / "run0" / "manifest.json", {"spec": str(tmp_path / "m0")})  # as `probe run` writes it
     cheap_set(probe.load(tmp_path / "m1"), n_seeds=8, max_steps=100).save(tmp_path / "set1")
     out = tmp_path / "out"
+    (tmp_path / "cfg.yaml").write_text("compare:\n  sparsity: 0.5\n  max_grid: 4\n")
     rc = main(["compare", str(tmp_path / "run0"), str(tmp_path / "m1"), "--attractors-b", str(tmp_path / "set1"),
-               "--max-grid", "4", "--out", str(out), "--quiet"])
+               "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--quiet"])
     assert rc == 0
     assert "latent shapes differ" in capsys.readouterr().out
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
-    assert ComparisonReport.load(out / "report").models["A"]["spec"] == str(tmp_path / "m0")
+    report = ComparisonReport.load(out / "report")
+    assert report.models["A"]["spec"] == str(tmp_path / "m0") and report.config["sparsity"] == 0.5
+    assert report.scalars["n_nonzero"]["B"] == n_nonzero(0.5, report.models["B"]["atoms"]["n_atoms"])
     assert not (out / "attractors_a").exists()  # both sets were given: nothing iterated
 
     AttractorSet.load(tmp_path / "run0").save(tmp_path / "bare")  # a set that does not name its model
