@@ -21,7 +21,27 @@ taef2() {
     --out runs/dictionary-taef2-sweep
 }
 
+# benchmarks/results/dictionary_<name>.md: the generated tables of each run, below a reading written by hand
+assemble() {  # name, run folders...
+  local name=$1; shift
+  local md=benchmarks/results/dictionary_$name.md
+  local reading
+  reading=$(sed -n '/^## Reading/,/^## Generated/p' "$md" 2>/dev/null | sed '$d' || true)
+  {
+    echo "# Dictionary probe: $name"
+    echo
+    echo "Made by \`benchmarks/dictionary_runs.sh $name\` (CPU, OMP_NUM_THREADS=1, shared 2-core machine)."
+    echo
+    [ -n "$reading" ] && { echo "$reading"; echo; }
+    echo "## Generated tables"
+    for run in "$@"; do echo; cat "$run/dictionary.md"; done
+  } > "$md.tmp" && mv "$md.tmp" "$md"
+  cp "${@: -1}/sparsity_mse.png" "benchmarks/results/dictionary_${name}_sparsity_mse.png"
+  cp "$1/reconstructions.png" "benchmarks/results/dictionary_${name}_reconstructions.png"
+}
+
 case "${1:-all}" in
-  taef2) taef2 ;;
-  all) taef2 ;;
+  taef2) taef2; assemble taef2 runs/dictionary-taef2 runs/dictionary-taef2-sweep ;;
+  all) taef2; assemble taef2 runs/dictionary-taef2 runs/dictionary-taef2-sweep ;;
+  assemble) shift; assemble "$@" ;;
 esac

@@ -216,15 +216,22 @@ class DictionaryReport:
                 + "\n".join(lines) + "\n") if lines else ""
 
     def sweep_markdown(self, coder: str | None = None, metric: str = "mse") -> str:
-        """Rows dataset x sparsity; columns bases (the numbers behind the sparsity-vs-MSE plot)."""
+        """Rows dataset x sparsity; columns bases and the paired comparison (the numbers behind the plot)."""
         coder = coder or self.coders[0]
+        pair = {"attractors", "orthogonal"} <= set(self.bases)
         head = ["dataset", "sparsity", "non-zeros"] + [self.label(b) for b in self.bases]
+        head += [f"orthogonal − {self.label('attractors')} (paired)"] if pair else []
         rows = []
         for d, info in self.datasets.items():
             for s in self.sparsities:
                 nz = "/".join(str(info["n_nonzero"][skey(s)][b]) for b in self.bases)
-                rows.append([d, f"{100 * s:.4g}%", nz] + [self.stat(d, b, coder, s, metric).format() for b in self.bases])
-        return f"Coder {coder}, {METRICS[metric]}; non-zeros listed per basis in column order.\n\n" + markdown_table(head, rows) + "\n"
+                row = [d, f"{100 * s:.4g}%", nz] + [self.stat(d, b, coder, s, metric).format() for b in self.bases]
+                if pair:
+                    r = self.compare(coder, s, metric)[d]
+                    row.append(f"{r['diff'].format(3)} → {r['better']}")
+                rows.append(row)
+        return (f"Sweep, coder {coder}, {METRICS[metric]}; non-zeros listed per basis in column order.\n\n"
+                + markdown_table(head, rows) + "\n")
 
     # -- figures --------------------------------------------------------------
     def plot(self, path: str | Path | None = None, metric: str = "mse"):
@@ -265,7 +272,7 @@ class DictionaryReport:
         blocks = [(d, r) for d in self.datasets for r in row_names if f"{d}|{r}" in self.examples]
         if not blocks:
             raise ProbeError("this report holds no example images")
-        fig, axes = plt.subplots(len(blocks), 1, figsize=(10, 1.3 * len(blocks)), squeeze=False)
+        fig, axes = plt.subplots(len(blocks), 1, figsize=(11, 1.3 * len(blocks)), squeeze=False)
         s = skey(self.config["sparsity"])
         for ax, (d, r) in zip(axes[:, 0], blocks):
             imgs = self.examples[f"{d}|{r}"]  # uint8 [n, C, H, W]
@@ -275,7 +282,7 @@ class DictionaryReport:
             ax.set_ylabel(f"{d}\n{label}", rotation=0, ha="right", va="center", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.16, right=0.99, top=0.995, bottom=0.005, hspace=0.12)  # room for row names
         return _finish(fig, path)
 
 
