@@ -59,12 +59,21 @@ class AttractorSet:
         return self.diagnosis.verdict
 
     @property
+    def converged(self) -> Tensor:
+        """[N] seeds that reached a fixed point."""
+        return self.status == CONVERGED
+
+    @property
     def attractors(self) -> Tensor:
         """Only the stable points."""
         return self.points[self.stable]
 
     def status_counts(self) -> dict[str, int]:
         return {name: int((self.status == code).sum()) for code, name in enumerate(STATUS)}
+
+    def __repr__(self) -> str:
+        return (f"AttractorSet({len(self)} fixed points, {int(self.stable.sum())} stable, {len(self.status)} seeds, "
+                f"merge {self.merge['rule']} {self.merge['threshold']:g}, {self.verdict})")
 
     def summary(self) -> list[str]:
         k, s = len(self), int(self.stable.sum())

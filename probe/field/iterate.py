@@ -293,22 +293,30 @@ def median_curve(history: Tensor) -> Tensor:
     return history[:, : int(ran.nonzero().max()) + 1].nanmedian(0).values
 
 
+def _budget_used(engine) -> int:
+    """Steps spent or given back: max_steps per stopped seed, t per running seed."""
+    stopped = int((engine.out["status"] != RUNNING).sum())
+    t = engine.act.get("t")
+    return stopped * engine.max_steps + (int(t.sum()) if t is not None else 0)
+
+
 def run(engine: Engine, progress: bool = False, every=None, callback=None) -> float:
     """Step ``engine`` to the end; ``callback(engine)`` every ``every`` steps. Returns seconds."""
     bar = None
-    if progress:
+    if progress:  # the bar counts the step budget N * max_steps; a seed that stops early gives back its rest
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(engine.z0), initial=int((engine.out["status"] != RUNNING).sum()), unit="seed",
+        bar = tqdm(total=len(engine.z0) * engine.max_steps, initial=_budget_used(engine), unit="f", unit_scale=True,
                    desc="iterating", dynamic_ncols=True)
-    t0 = time.perf_counter()
+    t0, evals0 = time.perf_counter(), engine.n_evals
     try:
         while not engine.done:
-            stopped = engine.step()
+            engine.step()
             if bar is not None:
-                bar.update(stopped)
-                bar.set_postfix(active=len(engine.act["idx"]), evals_s=f"{engine.n_evals / (time.perf_counter() - t0):.0f}",
-                                refresh=False)
+                bar.update(_budget_used(engine) - bar.n)
+                finished = len(engine.z0) - len(engine.act["idx"]) - (len(engine.z0) - engine.next)
+                bar.set_postfix(seeds_done=finished, active=len(engine.act["idx"]),
+                                evals_s=f"{(engine.n_evals - evals0) / (time.perf_counter() - t0):.3g}", refresh=False)
             if callback is not None and every and engine.wall_steps % every == 0 and not engine.done:
                 callback(engine)
     finally:
