@@ -51,7 +51,8 @@ def trained_convaes(runs: Path, limit: int) -> list[tuple[str, Path | str]]:
     from probe.maps.registry import BUILTIN_DIR, builtin_names
 
     found = []
-    folders = [p.parent for p in runs.glob("*/probe_map.json")] if runs.is_dir() else []
+    folders = [p.parent for p in sorted(runs.rglob("probe_map.json")) if "checkpoints" not in p.parts] \
+        if runs.is_dir() else []
     folders += [BUILTIN_DIR / n for n in builtin_names()]
     for folder in folders:
         try:
@@ -61,7 +62,8 @@ def trained_convaes(runs: Path, limit: int) -> list[tuple[str, Path | str]]:
         if meta.get("adapter") == "convae":
             k = int(meta.get("config", {}).get("bottleneck", 0))
             spec = f"builtin:{folder.name}" if folder.parent == BUILTIN_DIR else str(folder)
-            found.append((k, int(meta.get("epochs", 0) or 0), folder.name, spec))
+            name = str(folder.relative_to(runs)) if folder.is_relative_to(runs) else folder.name
+            found.append((k, int(meta.get("epochs", 0) or 0), name, spec))
     found.sort(key=lambda t: (-t[0], -t[1], t[2]))
     return [(f"{name} (k={k}, {ep} ep)", spec) for k, ep, name, spec in found[:limit]]
 

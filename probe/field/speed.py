@@ -337,19 +337,21 @@ def apply_chunked(f: Callable[[Tensor], Tensor], z: Tensor, chunk: int) -> tuple
 def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype = "bf16", tol: float | None = None,
                           max_steps: int | None = None, rtol: float | None = None, batch_size: int | None = None,
                           channels_last: bool = False, compile: bool | str = False, max_period: int = 8,
-                          polish: str = "anderson", low_fraction: float = 0.5):
+                          polish: str = "plain", low_fraction: float = 0.5):
     """Plain iteration in ``dtype`` down to its rounding floor, then fp32 to the paper's ``tol``.
 
     A bf16 f(z) carries ~2^-9 relative rounding, so ||f(z) - z||^2 cannot reach 1e-6 on a
     latent of norm ~100: bf16 alone ends in exact repeats or period-2 rounding cycles a
     hair from the fp32 attractor. Stage 1 runs in ``dtype`` until the relative step falls
-    below ``rtol`` (default: off) or in such a cycle; stage 2 polishes those
+    below ``rtol`` (default: the dtype's epsilon) or in such a cycle; stage 2 polishes those
     end points with the fp32 ``map`` under the usual rule, so the end points are fp32 fixed
     points. ``steps`` sums both stages; ``low_evals`` / ``n_evals`` says how much ran in ``dtype``.
     Stage 1 may use ``low_fraction`` of ``max_steps``; every seed that did not diverge (also
     one still wandering, e.g. in a long rounding cycle) gets the rest in fp32, so no seed
-    spends more than ``max_steps`` in all. ``polish="anderson"`` runs stage 2 with the safeguarded Anderson solver: it starts at a
-    stable end point of plain iteration, inside the final linear phase where mixing pays.
+    spends more than ``max_steps`` in all. ``polish="anderson"`` runs stage 2 with the
+    safeguarded Anderson solver (which waits for the steadily contracting phase to mix).
+    The gain is the share of steps above the rounding floor: large where fp32 needs many
+    steps, nil where it converges in a few.
     """
     from .iterate import DIVERGED, iterate
 
@@ -359,11 +361,14 @@ def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype =
     tol = d.get("tol", 1e-5) if tol is None else tol
     max_steps = int(d.get("max_steps", 500) if max_steps is None else max_steps)
     low_dt = as_dtype(dtype)
-    # the relative rule is off by default: during a slow pass near a saddle the relative step is
-    # as small as bf16 rounding, and stopping there would leave the long part to fp32
+    # The switch to fp32 comes at the rounding floor, seen as a relative step below the dtype's
+    # epsilon, an exact repeat or a rounding cycle. A slow pass near a saddle can look the same
+    # and switch early: that costs speed, never correctness, since fp32 continues the dynamics.
+    rtol = float(torch.finfo(low_dt).eps) if rtol is None else rtol
     low = fast_map(map, low_dt, channels_last=channels_last, compile=compile)
     low_steps = max(1, min(max_steps - 1, int(round(low_fraction * max_steps))))
-    first = iterate(low, z0, tol=tol, max_steps=low_steps, rtol=rtol, batch_size=batch_size, max_period=max_period)
+    first = iterate(low, z0, tol=tol, max_steps=low_steps, rtol=rtol, batch_size=batch_size,
+                    max_period=max(max_period, 16))  # rounding cycles can be longer than real ones
     go = first.status != DIVERGED
     out = first
     out.low_evals = first.n_evals
@@ -373,7 +378,7 @@ def iterate_low_precision(map: LatentMap, z0: Tensor, dtype: str | torch.dtype =
         if polish == "anderson":
             from .anderson import solve
 
-            second = solve(map, first.z[i], tol=tol, max_steps=budget, batch_size=batch_size, calm=2)
+            second = solve(map, first.z[i], tol=tol, max_steps=budget, batch_size=batch_size)
         else:
             second = iterate(map, first.z[i], tol=tol, max_steps=budget, batch_size=batch_size, max_period=max_period)
         for k in ("z", "status", "period", "residuals"):

@@ -121,11 +121,15 @@ def test_compiled_map_matches_eager():
 
 def test_bf16_then_fp32_polish_gives_the_fp32_attractors():
     torch.manual_seed(1)
-    m = ConvAE(width=8, bottleneck=6).eval()
-    z0 = 3 * torch.randn(16, 6)
-    ref = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=16)
+    dec, enc = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.Tanh()), torch.nn.Linear(32, 6)
+    with torch.no_grad():
+        enc.weight.mul_(2.0)  # a slowish contraction: ~30 fp32 steps to tol 1e-8
+    m = probe.wrap(enc, dec, (6,), modules=[enc, dec], check_inputs=False, name="mlp").eval()
+    z0 = 3 * torch.randn(6, 6)
+    ref = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=6)
+    assert float(ref.steps.float().mean()) > 20
     for polish in ("plain", "anderson"):
-        low = speed.iterate_low_precision(m, z0, "bf16", tol=1e-8, max_steps=400, batch_size=16, polish=polish)
+        low = speed.iterate_low_precision(m, z0, "bf16", tol=1e-8, max_steps=400, batch_size=6, polish=polish)
         assert low.status_counts() == ref.status_counts()
         assert 0 < low.low_evals < low.n_evals
         both = ref.converged & low.converged
@@ -134,4 +138,4 @@ def test_bf16_then_fp32_polish_gives_the_fp32_attractors():
         assert float(cos.min()) > 0.999
         assert float((low.z[both] - ref.z[both]).norm(dim=1).max()) < 1e-2
     with pytest.raises(ProbeError, match="polish"):
-        speed.iterate_low_precision(m, z0, polish="newton", batch_size=16)
+        speed.iterate_low_precision(m, z0, polish="newton", batch_size=6)
