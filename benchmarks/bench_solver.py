@@ -180,7 +180,8 @@ def bf16_check(m, z0, tol, max_steps, batch) -> list[str]:
                      ("bf16 then fp32 polish (plain)", lambda: iterate_low_precision(m, z0, "bf16", tol, max_steps,
                                                                                      batch_size=batch, polish="plain")),
                      ("bf16 then fp32 polish (Anderson)", lambda: iterate_low_precision(m, z0, "bf16", tol, max_steps,
-                                                                                        batch_size=batch))]:
+                                                                                        batch_size=batch,
+                                                                                        polish="anderson"))]:
         t0 = time.perf_counter()
         tr = fn()
         runs.append((name, tr, time.perf_counter() - t0, getattr(tr, "low_evals", tr.n_evals)))
@@ -196,6 +197,25 @@ def bf16_check(m, z0, tol, max_steps, batch) -> list[str]:
     return out
 
 
+def taef2_verdicts(folder: Path, device: str, gpu: bool) -> list[str]:
+    """The dynamics verdict of find_attractors on the real TAEF2 weights, fp32 vs bf16 compute."""
+    import probe
+    from probe.field import find_attractors
+    from probe.field.speed import fast_map
+
+    m = probe.load(folder, device=device)
+    res, n, steps = (256, 64, 1000) if gpu else (64, 4, 60)
+    out = ["#### TAEF2 (real weights): dynamics verdict, fp32 vs bf16", "",
+           f"{n} seeds, {res} px, max_steps {steps}, paper tol; a chaotic map: end points differ, the verdict must not", "",
+           "| compute | verdict | seeds by status | s |", "|---|---|---|---|"]
+    for name, mm in (("fp32", m), ("bf16 (fp32 state)", fast_map(m, "bf16"))):
+        t0 = time.perf_counter()
+        s = find_attractors(mm, n_seeds=n, resolution=res, max_steps=steps, probe_points=2, power_iters=10,
+                            batch_size=n)
+        out.append(f"| {name} | {s.diagnosis.line} | {s.status_counts()} | {time.perf_counter() - t0:.0f} |")
+    return out + [""]
+
+
 # -- main -------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -209,7 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--sd-resolution", type=int, default=None, help="SD-VAE config resolution (default 256 GPU, 32 CPU)")
     p.add_argument("--sd-seeds", type=int, default=None, help="SD-VAE seeds (default 4096 GPU, 2 CPU)")
     p.add_argument("--sd-max-steps", type=int, default=None, help="SD-VAE step budget (default the paper's 500 on GPU; 20 on CPU)")
-    p.add_argument("--sections", default="contraction,convae,sd-vae,bf16")
+    p.add_argument("--sections", default="contraction,convae,sd-vae,bf16,taef2")
     args = p.parse_args(argv)
     device = args.device or default_device()
     env = environment(device, args.threads)
@@ -271,6 +291,14 @@ def main(argv=None) -> int:
             lines += [f"| **{label}** | | | | | | | |"]
             lines += bf16_check(m, z0, m.field_defaults["tol"], m.field_defaults["max_steps"], min(n, 256))
         lines.append("")
+    if "taef2" in sections:
+        import os
+
+        shared = Path(os.environ.get("PROBE_SHARED", REPO.parent / "shared")) / "models" / "taef2"
+        if (shared / "taef2_encoder.pth").is_file():
+            lines += taef2_verdicts(shared, device, gpu)
+        else:
+            lines += [f"- TAEF2 weights not found in {shared}: verdict check skipped", ""]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"solver_{device_slug(device)}.md").write_text(text)
