@@ -353,8 +353,9 @@ class OODReport:
         for name in self.out_names:
             t = m["trajectory"][name]["auroc"]
             if t < 0.5:
-                notes.append(f"{name}: the trajectory score is INVERTED (AUROC {100 * t:.2f} < 50): these inputs "
-                             f"end up closer to the training attractors than in-distribution test images.")
+                notes.append(f"{name}: the trajectory score is INVERTED (AUROC {100 * t:.2f} < 50): the trajectories "
+                             f"of these inputs stay closer to the training attractors than those of "
+                             f"in-distribution test images.")
             best = max((k for k in m if k != "trajectory"), key=lambda k: m[k][name]["auroc"])
             if m[best][name]["auroc"] > t:
                 notes.append(f"{name}: the trajectory score (AUROC {100 * t:.2f}) loses to {best} "
