@@ -35,7 +35,7 @@ record() {  # name out_folder -- probe compare arguments
     echo
     echo "Script: \`benchmarks/compare_runs.sh $name\` (OMP_NUM_THREADS=1)  "
     echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), wall $((SECONDS - t0)) s for the comparison (attractor sets precomputed), load average $(cut -d' ' -f1-3 /proc/loadavg)  "
-    echo "Machine: $(uname -m), $(nproc) cores, torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'), cpu"
+    echo "Machine: $(uname -m), $(nproc --all) cores, torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'), cpu"
     echo
     cat "$out/compare.md"
     echo

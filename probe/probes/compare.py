@@ -158,7 +158,8 @@ def same_space(map_a: LatentMap, map_b: LatentMap, shape_a, shape_b, declared: b
         return bool(declared), "declared " + ("shared" if declared else "not shared") + " by the user"
     ca, cb = type(map_a).__name__, type(map_b).__name__
     if ca == cb:
-        return True, f"same architecture class ({ca}) and latent shape {tuple(shape_a)}"
+        return True, (f"same architecture class ({ca}) and latent shape {tuple(shape_a)}; independently trained "
+                      f"models need not align their coordinates: read the latent rows against their references")
     return False, f"different architectures ({ca} vs {cb}); declare --same-space to compare coordinates"
 
 
