@@ -135,8 +135,8 @@ class ActiveSet:
         """Append ``atoms[b]`` to signal b's set where ``live[b]``.
 
         Returns ``(ok, w, l)``: ``ok`` is False where the atom is (numerically) in the
-        span of the active ones, which ends that signal as in scikit-learn
-        (G[j, j] - |w|^2 <= eps); ``w`` and ``l`` are the update's vector and pivot.
+        span of the active ones (G[j, j] - |w|^2 <= eps G[j, j], scikit-learn's test for
+        unit atoms); ``w`` and ``l`` are the update's vector and pivot.
         """
         m = self.width()
         if m + 1 > self.capacity:
@@ -150,8 +150,9 @@ class ActiveSet:
             w = self.linv_times(g)
         else:
             w = self.gram.new_zeros(rows, 0)
-        l2 = self.gram[atoms, atoms] - (w * w).sum(1)
-        ok = live & (l2 > self.eps)
+        gjj = self.gram[atoms, atoms]
+        l2 = gjj - (w * w).sum(1)
+        ok = live & (l2 > self.eps * gjj)  # scikit-learn's test, relative so the atoms' scale does not matter
         l = torch.sqrt(torch.where(ok, l2, torch.ones_like(l2)))
         if bool(ok.any()):
             row = self.linv.new_zeros(rows, m + 1)
