@@ -39,8 +39,11 @@ record() {  # name out_folder -- probe compare arguments
     echo
     cat "$out/compare.md"
     echo
-    echo "Grid: \`$out/compare.png\` (not committed; rerun to draw it)."
+    echo "Decoded dictionaries side by side (rows: the model's own, coded via the other model, via an orthogonal basis):"
+    echo
+    echo "![compare_$name](compare_$name.png)"
   } > "$RES/compare_$name.md"
+  cp "$out/compare.png" "$RES/compare_$name.png"
   echo "wrote $RES/compare_$name.md"
 }
 
