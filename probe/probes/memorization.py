@@ -88,7 +88,7 @@ def generalization_rank(decoded: Tensor, variance: float = 0.9) -> int:
     """Singular vectors of the centred decoded attractors that explain ``variance`` of their variance."""
     if len(decoded) < 2:
         return 0
-    x = decoded.flatten(1).double()
+    x = decoded.detach().flatten(1).double()
     s2 = torch.linalg.svdvals(x - x.mean(0)) ** 2
     if float(s2.sum()) == 0:
         return 0
@@ -137,8 +137,9 @@ def measure(map: LatentMap, train_images, test_images, cfg: MeasureConfig = Meas
         if keep is not None:
             keep[source] = aset
         pts = aset.attractors
-        dec = torch.cat([map.decode(pts[i:i + 256]).float().clamp(0, 1).cpu() for i in range(0, len(pts), 256)]) \
-            if len(pts) else train_x[:0]
+        with torch.no_grad():
+            dec = torch.cat([map.decode(pts[i:i + 256]).float().clamp(0, 1).cpu() for i in range(0, len(pts), 256)]) \
+                if len(pts) else train_x[:0]
         decoded[source] = dec
         coef = memorization_coefficient(dec, train_x) if len(dec) else torch.zeros(0)
         status = aset.status_counts()

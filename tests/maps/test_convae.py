@@ -130,3 +130,27 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert not torch.equal(first.encoder[0].weight, back.model.encoder[0].weight)
     with pytest.raises(ProbeError, match="other settings"):
         train(TrainConfig(epochs=3, **{**kw, "bottleneck": 4}), tmp_path / "b", train_set=x, log=None)
+
+
+def test_builtin_default_loads_and_is_contractive():
+    from probe.field import find_attractors
+
+    m = probe.load("builtin:fmnist-k16")
+    assert isinstance(m, ConvAE) and m.latent_shape() == (16,)
+    assert (m.image_channels, m.image_size) == (1, 28) and m.field_defaults == {"tol": 1e-6, "max_steps": 3000}
+    weights = probe.maps.registry.BUILTIN_DIR / "fmnist-k16" / "model.safetensors"
+    assert weights.stat().st_size < 4_000_000  # a few MB at most inside the package
+    aset = find_attractors(m, n_seeds=8, seed=0)  # N(0, I) seeds: plain iteration converges (MODEL_CARD.md)
+    assert aset.status_counts()["converged"] == 8 and bool(aset.stable.all())
+
+
+def test_builtin_reconstruction_matches_its_model_card():
+    from probe.data import load_images
+
+    try:
+        test = load_images("fashion-mnist", split="test", n=2000, seed=0)  # the run's own test subset
+    except ProbeError as e:
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+    card = json.loads((probe.maps.registry.BUILTIN_DIR / "fmnist-k16" / "train.json").read_text())
+    m = probe.load("builtin:fmnist-k16")
+    assert mse(m, test.images) == pytest.approx(card["history"][-1]["test_mse"], rel=1e-4)
