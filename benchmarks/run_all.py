@@ -111,11 +111,26 @@ def run_one(script: Path, args: argparse.Namespace) -> tuple[str, float, int]:
     seconds = time.perf_counter() - t0
     shown = " ".join(shlex.quote(c) for c in [Path(cmd[0]).name, *[str(Path(c).relative_to(HERE.parent)) if c == str(script) else c for c in cmd[1:]]])
     body = [f"## {script.stem}", "", f"`{shown}` - exit {code}, {seconds:.0f} s", ""]
-    body.append(text.strip() if text.strip() else "_(no output)_")
+    body.append(_markdown(text, err))
     if code != 0:
         tail = "\n".join(err.strip().splitlines()[-15:])
         body += ["", "**failed**; last lines of stderr:", "", "```", tail, "```"]
     return "\n".join(body) + "\n", seconds, code
+
+
+def _markdown(stdout: str, stderr: str) -> str:
+    """The script's markdown: its stdout, or else the .md files it says it wrote ("wrote X.md")."""
+    if "|" in stdout:
+        return stdout.strip()
+    found = []
+    for path in re.findall(r"wrote (\S+?\.md)\b", stdout + "\n" + stderr):
+        f = Path(path) if Path(path).is_absolute() else HERE.parent / path
+        if f.is_file() and f not in found:
+            found.append(f)
+    if found:
+        return "\n\n".join(f"_from {f.relative_to(HERE.parent) if f.is_relative_to(HERE.parent) else f}:_\n\n"
+                           + f.read_text().strip() for f in found)
+    return stdout.strip() or "_(no output)_"
 
 
 def main(argv: list[str] | None = None) -> int:
