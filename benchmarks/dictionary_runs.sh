@@ -21,6 +21,15 @@ taef2() {
     --out runs/dictionary-taef2-sweep
 }
 
+# The bundled Fashion-MNIST conv autoencoder (k = 16, 28 px grey; same weights as runs/fmnist-k16):
+# 4096 Gaussian seeds as in the paper, iterated to tol 1e-6 within 3000 steps (the family's defaults).
+# Its latent has 16 dims, so at most 16 atoms per basis (a seeded random 16 when more attractors exist).
+fmnist() {
+  .venv/bin/probe dictionary builtin:fmnist-k16 --atoms 4096 \
+    --datasets fashion-mnist,mnist,cifar10,imagenet1k-500 --n-images 500 --sparsity 0.05 --sweep --coder both \
+    --out runs/dictionary-fmnist-k16
+}
+
 # benchmarks/results/dictionary_<name>.md: the generated tables of each run, below a reading written by hand
 assemble() {  # name, run folders...
   local name=$1; shift
@@ -42,6 +51,7 @@ assemble() {  # name, run folders...
 
 case "${1:-all}" in
   taef2) taef2; assemble taef2 runs/dictionary-taef2 runs/dictionary-taef2-sweep ;;
-  all) taef2; assemble taef2 runs/dictionary-taef2 runs/dictionary-taef2-sweep ;;
+  fmnist) fmnist; assemble fmnist-k16 runs/dictionary-fmnist-k16 ;;
+  all) "$0" taef2; "$0" fmnist ;;
   assemble) shift; assemble "$@" ;;
 esac

@@ -166,7 +166,7 @@ class DictionaryReport:
                 f"({found}; dynamics {a.get('verdict', '?')}; merge {a.get('merge')} "
                 f"{'>' if a.get('merge') == 'cosine' else '<='} {a.get('merge_threshold')}; "
                 f"tol {a.get('tol')}; max_steps {a.get('max_steps')}); sparsity {100 * s:.4g}% = "
-                f"{'/'.join(map(str, nz))} non-zeros per code, the same for every basis; "
+                f"{'/'.join(map(str, nz))} non-zero{'s' if max(nz, default=0) > 1 else ''} per code, the same for every basis; "
                 f"{c['n_images']} images per set at {'/'.join(res)} px; baselines with the same atom count: "
                 f"orthogonal = {a['n_atoms']} random orthonormal directions (QR of a seeded Gaussian), "
                 f"PCA = top components of encoded data (fit per set, see 'PCA fit'); values: mean [95% CI].")
