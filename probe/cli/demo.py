@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the main job on the embedded default model (offline)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
-    p.add_argument("--seeds", type=int, default=1024, help="Gaussian seeds iterated to attractors (default 1024)")
+    p.add_argument("--seeds", type=int, default=512, help="Gaussian seeds iterated to attractors (default 512)")
     p.add_argument("--datasets", default="fashion-mnist,mnist", help="held-out sets (default fashion-mnist,mnist)")
     p.add_argument("--n-images", type=int, default=500, help="test images per set (paper: 500)")
     p.add_argument("--coder", default="both", choices=["omp", "lasso", "both"], help="sparse coder (default both)")
