@@ -154,3 +154,20 @@ def test_builtin_reconstruction_matches_its_model_card():
     card = json.loads((probe.maps.registry.BUILTIN_DIR / "fmnist-k16" / "train.json").read_text())
     m = probe.load("builtin:fmnist-k16")
     assert mse(m, test.images) == pytest.approx(card["history"][-1]["test_mse"], rel=1e-4)
+
+
+def test_probe_train_cli_with_yaml_and_resume(tmp_path, capsys):
+    from probe.cli.main import main
+
+    (tmp_path / "c.yaml").write_text("train:\n  dataset: digits\n  image_size: 16\n  width: 2\n  bottleneck: 3\n"
+                                     "  n_train: 200\n  n_test: 50\n")
+    args = ["train", "--config", str(tmp_path / "c.yaml"), "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert "model saved in" in capsys.readouterr().out
+    run = TrainRun.load(tmp_path / "run")
+    assert run.config.bottleneck == 3 and run.config.image_size == 16 and run.epochs_done == 1
+    assert probe.load(str(tmp_path / "run")).image_size == 16
+    assert main(args[:-4] + ["--epochs", "2", "--out", str(tmp_path / "run")]) == 0  # resumes to epoch 2
+    assert TrainRun.load(tmp_path / "run").epochs_done == 2
+    assert main(args[:-4] + ["--bottleneck", "4", "--out", str(tmp_path / "run")]) == 2  # other settings: one-line error
+    assert "other settings" in capsys.readouterr().err
