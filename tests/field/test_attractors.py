@@ -102,3 +102,17 @@ def test_decode_and_plot_a_real_conv_autoencoder(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     none = find_attractors(m, n_seeds=4, tol=1e-30, max_steps=1, power_iters=4, probe_points=1)
     assert len(none) == 0 and none.plot(m, tmp_path / "ends.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_trained_conv_autoencoder_is_contractive():
+    from probe.maps.registry import builtin_names
+
+    if "fmnist-k16" not in builtin_names():
+        pytest.skip("bundled model fmnist-k16 not present")
+    import probe
+
+    m = probe.load("builtin:fmnist-k16")
+    r = find_attractors(m, n_seeds=16, power_iters=20, probe_points=2)  # the family's tol 1e-6, 3000 steps
+    assert r.verdict == "contractive" and r.converged.all()
+    assert len(r) >= 1 and r.stable.all() and (r.spectral_radius < 1).all()
