@@ -189,7 +189,7 @@ def search(map: LatentMap, cfg: FieldConfig, *, seeds: Tensor | None = None, dat
     seconds = run(engine, progress=progress and rank == 0, every=cfg.checkpoint_every, callback=save_ckpt)
     if save_ckpt is not None:
         save_ckpt(engine)  # a kill during merging or stability does not redo the iteration
-    shards = distributed.gather({**engine.out, "n_evals": engine.n_evals, "seconds": seconds})
+    shards = distributed.gather({**engine.out, "n_evals": engine.n_evals, "seconds": engine.elapsed or seconds})
     result = None
     if rank == 0:
         result = _assemble(map, cfg, shards, seeds, stats, shape, size)

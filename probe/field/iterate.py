@@ -114,6 +114,7 @@ class Engine:
             "history": torch.full((n, math.ceil(self.max_steps / self.curve_every)), float("nan")),
         }
         self.next, self.ptr, self.n_evals, self.wall_steps = 0, 0, 0, 0
+        self.elapsed = 0.0  # seconds of iteration, across resumes
         self.act = self._empty_batch()
         self._records: list[tuple[Tensor, Tensor, Tensor]] = []
         self._pending: list[tuple[Tensor, Tensor, Tensor]] = []
@@ -262,7 +263,8 @@ class Engine:
     def state_dict(self) -> tuple[dict[str, Tensor], dict]:
         tensors = {f"out.{k}": v for k, v in self.out.items()}
         tensors.update({f"act.{k}": v.cpu() for k, v in self.act.items()})
-        return tensors, {"next": self.next, "ptr": self.ptr, "n_evals": self.n_evals, "wall_steps": self.wall_steps}
+        return tensors, {"next": self.next, "ptr": self.ptr, "n_evals": self.n_evals, "wall_steps": self.wall_steps,
+                         "elapsed": self.elapsed}
 
     def load_state_dict(self, tensors: dict[str, Tensor], scalars: dict) -> None:
         for k in self.out:
@@ -272,6 +274,7 @@ class Engine:
         self.act = {k: tensors[f"act.{k}"].to(device=self.dev, dtype=self.act[k].dtype) for k in self.act}
         for k in ("next", "ptr", "n_evals", "wall_steps"):
             setattr(self, k, int(scalars[k]))
+        self.elapsed = float(scalars.get("elapsed", 0.0))
 
     def result(self, seconds: float) -> Trajectories:
         if not self.done:
@@ -301,17 +304,20 @@ def _budget_used(engine) -> int:
 
 
 def run(engine: Engine, progress: bool = False, every=None, callback=None) -> float:
-    """Step ``engine`` to the end; ``callback(engine)`` every ``every`` steps. Returns seconds."""
+    """Step ``engine`` to the end; ``callback(engine)`` every ``every`` steps. Returns the seconds
+    of this call (``engine.elapsed``, where the engine keeps one, also counts earlier runs)."""
     bar = None
     if progress:  # the bar counts the step budget N * max_steps; a seed that stops early gives back its rest
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(engine.z0) * engine.max_steps, initial=_budget_used(engine), unit="f", unit_scale=True,
                    desc="iterating", dynamic_ncols=True)
-    t0, evals0 = time.perf_counter(), engine.n_evals
+    t0, evals0, base = time.perf_counter(), engine.n_evals, getattr(engine, "elapsed", None)
     try:
         while not engine.done:
             engine.step()
+            if base is not None:
+                engine.elapsed = base + time.perf_counter() - t0
             if bar is not None:
                 bar.update(_budget_used(engine) - bar.n)
                 finished = len(engine.z0) - len(engine.act["idx"]) - (len(engine.z0) - engine.next)
