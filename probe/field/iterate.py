@@ -310,7 +310,7 @@ def run(engine: Engine, progress: bool = False, every=None, callback=None) -> fl
     if progress:  # the bar counts the step budget N * max_steps; a seed that stops early gives back its rest
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(engine.z0) * engine.max_steps, initial=_budget_used(engine), unit="f", unit_scale=True,
+        bar = tqdm(total=len(engine.z0) * engine.max_steps, initial=_budget_used(engine), unit="eval", unit_scale=True,
                    desc="iterating", dynamic_ncols=True)
     t0, evals0, base = time.perf_counter(), engine.n_evals, getattr(engine, "elapsed", None)
     try:
