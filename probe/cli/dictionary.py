@@ -62,9 +62,11 @@ def run(args) -> int:
     (out / "dictionary.md").write_text(render(report, command))
     report.to_csv(out / "dictionary.csv")
     report.plot(out / "sparsity_mse.png")
-    report.plot_reconstructions(out / "reconstructions.png")
+    if report.examples:
+        report.plot_reconstructions(out / "reconstructions.png")
     print(report.to_markdown())
-    print(f"wrote {out}/dictionary.md, dictionary.csv, sparsity_mse.png, reconstructions.png, report/", file=sys.stderr)
+    print(f"wrote {out}/dictionary.md, dictionary.csv, sparsity_mse.png"
+          f"{', reconstructions.png' if report.examples else ''}, report/", file=sys.stderr)
     return 0
 
 

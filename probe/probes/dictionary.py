@@ -222,7 +222,7 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
     ae = _decode(map, z.reshape(-1, *shape), bs)
     values = {f"{name}|{AE}|{m}": v for m, v in _metrics(x, ae, z, z).items()}
     n_ex = min(cfg.n_examples, len(x))
-    examples = {f"{name}|original": _as_uint8(x[:n_ex]), f"{name}|{AE}": _as_uint8(ae[:n_ex])}
+    examples = {f"{name}|original": _as_uint8(x[:n_ex]), f"{name}|{AE}": _as_uint8(ae[:n_ex])} if n_ex else {}
     atoms_per = {b: min(B.shape[1] for _, B in parts) for b, parts in bases.items()}
     nonzeros = {skey(s): {b: min(n_nonzero(s, n_atoms), atoms_per[b]) for b in bases} for s in cfg.sparsities}
     for coder in cfg.coders:
@@ -236,7 +236,7 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
                 xhat = _decode(map, zhat.reshape(-1, *shape), bs)
                 for m, v in _metrics(x, xhat, z, zhat).items():
                     values[f"{name}|{b}|{coder}|{skey(s)}|{m}"] = v
-                if coder == cfg.coders[0] and s == cfg.sparsity:
+                if n_ex and coder == cfg.coders[0] and s == cfg.sparsity:
                     examples[f"{name}|{b}"] = _as_uint8(xhat[:n_ex])
                 if log:
                     label = atoms_info["atoms_are"] if b == "attractors" else b
@@ -273,6 +273,7 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
     from ..data import load_images
 
     cfg = cfg or DictionaryConfig()
+    datasets = list(dict.fromkeys(datasets))  # a set named twice is coded once
     if not datasets:
         raise ProbeError("give at least one dataset")
     res = resolution_of(map, cfg)

@@ -227,3 +227,14 @@ def test_cli_prints_the_table_writes_files_and_resumes(tiny_model_and_set, tmp_p
     assert main(args[:-2] + ["--sparsity", "1.5", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sparsity must be a fraction" in err
+
+
+def test_yaml_config_fills_the_dataclass(tmp_path):
+    from probe.config import build
+
+    (tmp_path / "c.yaml").write_text("dictionary:\n  sparsity: 0.1\n  coder: both\n")
+    cfg = build(DictionaryConfig, tmp_path / "c.yaml", n_images=7, coder=None)
+    assert (cfg.sparsity, cfg.coder, cfg.n_images, cfg.coders) == (0.1, "both", 7, ["omp", "lasso"])
+    (tmp_path / "bad.yaml").write_text("dictionary:\n  sparsness: 0.1\n")
+    with pytest.raises(ProbeError, match="unknown field.*sparsness"):
+        build(DictionaryConfig, tmp_path / "bad.yaml")
