@@ -30,13 +30,15 @@ from .dictionary_report import AE, DictionaryReport, skey
 BASES = ("attractors", "orthogonal", "pca")
 CODERS = ("omp", "lasso", "both")
 ATOMS_FROM = ("auto", "attractors", "end_points")
-#: The paper's sweep halves the atom count from all of them down to 32 of 4096 (METHOD.md 4).
 PSNR_CAP = 100.0  # dB, for reconstructions identical to the image
+#: The paper's sweep halves the atom count from all of them down to 32 of 4096 (METHOD.md 4), plus 5%.
 SWEEP = [1.0, 0.5, 0.25, 0.125, 0.0625, 0.05, 0.03125, 0.015625, 0.0078125]
 
 
 @dataclass(frozen=True)
 class DictionaryConfig:
+    """Settings of one dictionary probe, with the paper's defaults (section ``dictionary`` in YAML)."""
+
     section: ClassVar[str] = "dictionary"
 
     atoms: int | None = field(None, "Gaussian seeds iterated to build the dictionary (paper: 4096 = the latent "
@@ -61,10 +63,9 @@ class DictionaryConfig:
     n_examples: int = field(8, "images per dataset in the reconstruction grid")
 
     def __post_init__(self):
-        for name in ("sparsity", *(["sweep_sparsities"] if self.sweep else [])):
-            for s in (getattr(self, name) if name == "sweep_sparsities" else [self.sparsity]):
-                if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s <= 1:
-                    raise ProbeError(f"sparsity must be a fraction of atoms in (0, 1], got {s!r} (5% is 0.05)")
+        for s in [self.sparsity, *(self.sweep_sparsities if self.sweep else [])]:
+            if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s <= 1:
+                raise ProbeError(f"sparsity must be a fraction of atoms in (0, 1], got {s!r} (5% is 0.05)")
         if self.coder not in CODERS:
             raise ProbeError(f"unknown coder {self.coder!r}; choose one of {', '.join(CODERS)}")
         bad = [b for b in self.bases if b not in BASES]
@@ -358,13 +359,14 @@ def _attractors(map, attractors, cfg, res, out, log):
 
 
 def _check_resume(r: DictionaryReport, cfg, map, atoms_info, folder):
+    """A finished dataset is reused only if settings, model and dictionary are those of this run."""
     from .dictionary_report import _comparable
 
-    for what, now in (("settings", _cfg_record(cfg)), ("model", map.describe()), ("dictionary", atoms_info)):
-        was = {"settings": r.config, "model": r.map, "dictionary": r.attractors}[what]
-        if _comparable(was) != _comparable(now):
-            diff = sorted(k for k in set(_comparable(was)) | set(_comparable(now))
-                          if _comparable(was).get(k) != _comparable(now).get(k))
+    for what, was, now in (("settings", r.config, _cfg_record(cfg)), ("model", r.map, map.describe()),
+                           ("dictionary", r.attractors, atoms_info)):
+        was, now = _comparable(was), _comparable(now)
+        diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        if diff:
             raise ProbeError(f"{folder} was made with different {what} ({', '.join(diff)}); "
                              f"use another --out or delete it")
 
