@@ -93,8 +93,8 @@ class ActiveSet:
         """``G_II^{-1} rhs = L^{-T} L^{-1} rhs`` for ``rhs [B, m]`` (zero in unused slots)."""
         return self.linv_t_times(self.linv_times(rhs))
 
-    def gram_times(self, coef: Tensor) -> Tensor:
-        """``G[:, I] coef`` for ``coef [B, m]``: one row of output per signal, ``[B, n_atoms]``.
+    def gram_times(self, coef: Tensor, into: Tensor | None = None) -> Tensor:
+        """``G[:, I] coef`` for ``coef [B, m]``, ``[B, n_atoms]``; with ``into``: ``into -= G[:, I] coef``.
 
         Only the k active rows of G are read per signal (a weighted sum of k rows),
         which sets the cost at O(n_atoms * k) per signal per step instead of
@@ -104,17 +104,29 @@ class ActiveSet:
         rows, m = coef.shape
         n_atoms = self.gram.shape[0]
         coef = torch.where(self.used(m), coef, torch.zeros_like(coef))  # unused slots point at atom 0
-        idx = self.idx[:, :m]
+        idx = self.idx[:, :m].contiguous()  # once here, not once per block inside embedding_bag
         if 3 * m >= n_atoms:
             dense = coef.new_zeros(rows, n_atoms)
             dense.scatter_add_(1, idx, coef)
-            return dense @ self.gram
-        if self.gram.device.type == "cpu" and self.gram.dtype == torch.float64:
-            return self._csr(idx, coef) @ self.gram  # MKL's sparse product beats embedding_bag in fp64
-        # embedding_bag is exactly "weighted sum of rows of a table" and is vectorised for fp32;
-        # on CPU the table is cut into column blocks that stay in cache while every signal reads them
-        return torch.cat([F.embedding_bag(idx, block, per_sample_weights=coef, mode="sum")
-                          for block in self._blocks()], 1)
+            product = dense @ self.gram
+        elif self.gram.device.type == "cpu" and self.gram.dtype == torch.float64:
+            product = self._csr(idx, coef) @ self.gram  # MKL's sparse product beats embedding_bag in fp64
+        else:
+            # embedding_bag is exactly "weighted sum of rows of a table", vectorised for fp32; on
+            # CPU the table is cut into column blocks that stay in cache while every signal reads
+            # them, and each block's result goes straight to its columns of the output
+            out = into if into is not None else coef.new_empty(rows, n_atoms)
+            start = 0
+            for block in self._blocks():
+                part = F.embedding_bag(idx, block, per_sample_weights=coef, mode="sum")
+                cols = slice(start, start + block.shape[1])
+                if into is None:
+                    out[:, cols] = part
+                else:
+                    out[:, cols] -= part
+                start += block.shape[1]
+            return out
+        return product if into is None else into.sub_(product)
 
     def _blocks(self) -> list[Tensor]:
         if self._gram_blocks is None:

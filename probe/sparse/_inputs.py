@@ -96,14 +96,34 @@ def resolve_n_nonzero(n_atoms: int, n_nonzero=None, sparsity=None) -> int:
     return max(1, min(n_atoms, round(sparsity * n_atoms)))
 
 
-def unit_atoms(d: Tensor) -> tuple[Tensor, Tensor]:
-    """Columns scaled to unit norm, and the norms to map codes back (zero atoms keep norm 1).
+def atom_gram(d: Tensor, normalize: bool = True) -> tuple[Tensor, Tensor]:
+    """``G = D^T D`` of the atoms scaled to unit norm, and the norms that map codes back.
 
-    A zero atom stays zero: its correlation with every residual is 0, so it is never picked.
+    Unit atoms are what OMP's "most correlated atom" means. The norms come from G's
+    diagonal, so no scaled copy of D is made; a zero atom keeps norm 1 and stays zero
+    (its correlation with any residual is 0, so it is never picked).
     """
-    norms = torch.linalg.vector_norm(d, dim=0)
+    g = _symmetric_product(d)
+    if not normalize:
+        return g, torch.ones(d.shape[1], dtype=d.dtype, device=d.device)
+    norms = torch.diagonal(g).sqrt()
     norms = torch.where(norms > 0, norms, torch.ones_like(norms))
-    return d / norms, norms
+    return g.div_(norms[:, None]).div_(norms[None, :]), norms
+
+
+def _symmetric_product(d: Tensor, block: int = 1024) -> Tensor:
+    """``d^T d`` from the blocks on and above the diagonal only (a third fewer flops at 4 blocks)."""
+    n = d.shape[1]
+    if n <= block:
+        return d.T @ d
+    out = d.new_empty(n, n)
+    for i in range(0, n, block):
+        for j in range(i, n, block):
+            part = d[:, i:i + block].T @ d[:, j:j + block]
+            out[i:i + block, j:j + block] = part
+            if j != i:
+                out[j:j + block, i:i + block] = part.T
+    return out
 
 
 def batch_rows(n_rows: int, bytes_per_row: int, device: torch.device, batch_size: int | None) -> int:

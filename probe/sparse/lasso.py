@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import ProbeError
 from ._active import ActiveSet
-from ._inputs import batch_rows, prepare, resolve_n_nonzero, unit_atoms
+from ._inputs import atom_gram, batch_rows, prepare, resolve_n_nonzero
 
 #: Active-set slots reserved up front in fixed-penalty mode (more are added on demand).
 START_CAPACITY = 256
@@ -61,20 +61,20 @@ def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | Non
         if not (alpha >= 0 and math.isfinite(alpha)):
             raise ProbeError(f"alpha must be a finite number >= 0, got {alpha}")
         s, target = None, alpha * n_features
-        dn, norms = d, torch.ones(n_atoms, dtype=d.dtype, device=d.device)
+        normalize = False
         capacity = min(n_features, n_atoms, START_CAPACITY)
     else:
         s, target = resolve_n_nonzero(n_atoms, n_nonzero, sparsity), 0.0
-        dn, norms = unit_atoms(d)
+        normalize = True
         capacity = s
-    gram = dn.T @ dn
+    g, norms = atom_gram(d, normalize)
     codes = y.new_zeros(y.shape[0], n_atoms)
     penalty = y.new_zeros(y.shape[0])
     per_row = y.element_size() * (2 * capacity * capacity + 10 * n_atoms + 4 * capacity)
     step = batch_rows(y.shape[0], per_row, y.device, batch_size)
     for start in range(0, y.shape[0], step):
         rows = slice(start, start + step)
-        codes[rows], penalty[rows] = _lars_batch(gram, y[rows] @ dn, (y[rows] ** 2).sum(1), s, target,
+        codes[rows], penalty[rows] = _lars_batch(g, (y[rows] @ d) / norms, (y[rows] ** 2).sum(1), s, target,
                                                   capacity, n_features)
     codes = codes / norms
     penalty = penalty / n_features

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ._active import ActiveSet
-from ._inputs import batch_rows, prepare, resolve_n_nonzero, unit_atoms
+from ._inputs import atom_gram, batch_rows, prepare, resolve_n_nonzero
 
 
 def omp(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | None = None,
@@ -41,14 +41,13 @@ def omp(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | 
     d, y, was_1d = prepare(dictionary, signals, device)
     n_atoms = d.shape[1]
     s = resolve_n_nonzero(n_atoms, n_nonzero, sparsity)
-    dn, norms = unit_atoms(d)
-    gram = dn.T @ dn
+    g, norms = atom_gram(d)
     codes = y.new_zeros(y.shape[0], n_atoms)
     per_row = y.element_size() * (2 * s * s + 6 * n_atoms + 4 * s)  # L^{-1} twice, correlations, products
     step = batch_rows(y.shape[0], per_row, y.device, batch_size)
     for start in range(0, y.shape[0], step):
         rows = slice(start, start + step)
-        idx, gamma, used = _omp_batch(gram, y[rows] @ dn, (y[rows] ** 2).sum(1), s)
+        idx, gamma, used = _omp_batch(g, (y[rows] @ d) / norms, (y[rows] ** 2).sum(1), s)
         codes[rows].scatter_add_(1, idx, torch.where(used, gamma / norms[idx], torch.zeros_like(gamma)))
     return codes[0] if was_1d else codes
 
@@ -63,9 +62,11 @@ def _omp_batch(gram: Tensor, alpha0: Tensor, y_norm2: Tensor, s: int) -> tuple[T
     ar = torch.arange(rows, device=alpha0.device)
     eps = act.eps
     for k in range(s):
-        mag = alpha.abs()
-        lam = mag.argmax(1)
-        top = mag[ar, lam]
+        # argmax |alpha| from the two extremes: two reads of alpha instead of abs's write and read
+        hi, hi_at = alpha.max(1)
+        lo, lo_at = alpha.min(1)
+        lam = torch.where(hi >= -lo, hi_at, lo_at)
+        top = torch.maximum(hi, -lo)
         # scikit-learn's two early stops: the best atom is already chosen (the residual is
         # orthogonal to the span), or its correlation is at rounding level (relative here,
         # so that the result does not depend on the scale of the signal)
@@ -79,7 +80,7 @@ def _omp_batch(gram: Tensor, alpha0: Tensor, y_norm2: Tensor, s: int) -> tuple[T
         z[:, k] = torch.where(ok, zk, torch.zeros_like(zk))
         if k + 1 < s:
             newest = act.linv[:, k, : k + 1]  # identity rows (value 0 at used slots) where not ok
-            alpha -= z[:, k, None] * act.gram_times(newest)
+            act.gram_times(newest * z[:, k, None], into=alpha)
     m = act.width()
     gamma = act.linv_t_times(z[:, :m])
     return act.idx[:, :m], gamma, act.used(m)
