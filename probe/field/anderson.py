@@ -103,6 +103,7 @@ class AndersonSolver:
                     "rejected": torch.zeros(n, dtype=torch.long), "period": torch.zeros(n, dtype=torch.long),
                     "history": torch.full((n, math.ceil(self.max_steps / self.curve_every)), float("nan"))}
         self.next, self.n_evals, self.wall_steps = 0, 0, 0
+        self.elapsed = 0.0  # seconds of solving, across resumes (iterate.run keeps it)
         self.act = self._rows(torch.zeros(0, self.k), torch.zeros(0, dtype=torch.long))
 
     def _rows(self, x: Tensor, idx: Tensor) -> dict[str, Tensor]:
@@ -224,7 +225,8 @@ class AndersonSolver:
     def state_dict(self) -> tuple[dict[str, Tensor], dict]:
         tensors = {f"out.{k}": v for k, v in self.out.items()}
         tensors.update({f"act.{k}": v.cpu() for k, v in self.act.items()})
-        return tensors, {"next": self.next, "n_evals": self.n_evals, "wall_steps": self.wall_steps}
+        return tensors, {"next": self.next, "n_evals": self.n_evals, "wall_steps": self.wall_steps,
+                         "elapsed": self.elapsed}
 
     def load_state_dict(self, tensors: dict[str, Tensor], scalars: dict) -> None:
         for k in self.out:
@@ -234,6 +236,7 @@ class AndersonSolver:
         self.act = {k: tensors[f"act.{k}"].to(device=self.dev, dtype=self.act[k].dtype) for k in KEYS}
         for k in ("next", "n_evals", "wall_steps"):
             setattr(self, k, int(scalars[k]))
+        self.elapsed = float(scalars.get("elapsed", 0.0))
 
     def result(self, seconds: float) -> AndersonTrajectories:
         if not self.done:
@@ -284,7 +287,8 @@ def solve(map: LatentMap, z0: Tensor, tol: float | None = None, max_steps: int |
     _check_shape(map, z0)
     solver = AndersonSolver(map, z0, tol=tol, max_steps=max_steps, m=m, beta=beta, safeguard=safeguard,
                             restart_every=restart_every, lam=lam, batch_size=batch_size, calm=calm)
-    return solver.result(run(solver, progress=progress))
+    run(solver, progress=progress)
+    return solver.result(solver.elapsed)
 
 
 def check_end_points(map: LatentMap, traj: Trajectories, n_iter: int = 30, merge_threshold: float | None = 0.99,
