@@ -31,7 +31,10 @@ def test_two_processes_reproduce_one_process(tmp_path):
     launcher = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
     # --multi_gpu makes accelerate start the processes through torchrun; on a CPU-only machine
     # they form a gloo group (with --cpu, accelerate's simple launcher would start just one)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "CUDA_VISIBLE_DEVICES": ""}
+    # One thread per process: two ranks each starting a full OpenMP pool on a loaded 2-core
+    # machine oversubscribe it (a rank was once killed by SIGABRT under load).
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
     cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
            str(SCRIPT), str(tmp_path), "--seeds", "48"]
@@ -42,8 +45,11 @@ def test_two_processes_reproduce_one_process(tmp_path):
     one = find_attractors(m, n_seeds=48, tol=1e-10, max_steps=200, power_iters=10, probe_points=2)
     assert two.timing["processes"] == 2 and one.timing["processes"] == 1
     assert len(two) == len(one) == 3
-    for name in ("counts", "assignment", "steps", "status", "stable"):
+    # The same attractors and basins; steps and end points only up to rounding (shards batch
+    # the seeds differently, and batched kernels round differently by batch size and CPU).
+    for name in ("counts", "assignment", "status", "stable"):
         assert torch.equal(getattr(two, name), getattr(one, name)), name
-    assert torch.allclose(two.points, one.points, atol=1e-6)
-    assert torch.allclose(two.end_points, one.end_points, atol=1e-6)
+    assert (two.steps - one.steps).abs().max() <= 1
+    assert torch.allclose(two.points, one.points, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(two.end_points, one.end_points, rtol=1e-5, atol=1e-6)
     assert two.diagnosis.verdict == one.diagnosis.verdict

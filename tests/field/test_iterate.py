@@ -33,8 +33,13 @@ def test_refilling_a_small_batch_gives_the_same_answer():
     z0 = torch.randn(10, 6)
     full = iterate(m, z0, tol=1e-10, max_steps=300)
     small = iterate(m, z0, tol=1e-10, max_steps=300, batch_size=3)
-    assert torch.equal(full.steps, small.steps) and full.n_evals == small.n_evals
-    assert torch.allclose(full.z, small.z, atol=1e-6)
+    # Batch composition changes only the rounding of the batched matmul (it differs by CPU:
+    # one seed took 20 steps at batch 10 and 21 at batch 3 on an Intel Xeon), so a seed may
+    # cross the tolerance one step apart; end points agree within 1e-5 relative.
+    assert torch.equal(full.status, small.status)
+    assert (full.steps - small.steps).abs().max() <= 1
+    assert abs(full.n_evals - small.n_evals) <= len(z0)
+    assert torch.allclose(full.z, small.z, rtol=1e-5, atol=1e-6)
 
 
 def test_defaults_come_from_the_map_and_max_steps_marks_unconverged():
