@@ -142,7 +142,7 @@ def _pictures(set_name: str, items: list[tuple[str, Callable[[], np.ndarray]]], 
     imgs = [resize_images(as_nchw(items[i][1]()[None]), res) for i in keep]
     imgs = [im.expand(-1, 3, -1, -1) for im in imgs]  # grey photographs (camera, coins) as RGB
     ops = ([f"subset(n={n}, seed={seed})"] if n is not None else []) + \
-        [f"resize({res}, mode=center-crop, filter=lanczos)"]
+        [f"resize({res}, mode=center-crop, filter=bilinear)"]
     return ImageSet(torch.cat(imgs).contiguous(), None, None, name=set_name,
                     source=", ".join(items[i][0] for i in keep), split=split,
                     indices=torch.from_numpy(keep.astype(np.int64)), ops=ops)

@@ -25,14 +25,15 @@ def pil_to_array(img) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def stack_pictures(getters: Sequence[Callable[[], object]], resolution: int | None, what: str) -> tuple[torch.Tensor, list[str]]:
-    """Decode PIL images; resize each when ``resolution`` is set; grey + colour mixed -> all RGB."""
+def stack_pictures(getters: Sequence[Callable[[], object]], resolution: int | None, what: str,
+                   resize: str = "bilinear") -> tuple[torch.Tensor, list[str]]:
+    """Decode PIL images; resize each (with ``resize``) when ``resolution`` is set; grey + colour mixed -> all RGB."""
     imgs, ops = [], []
     for get in getters:
         x = as_nchw(pil_to_array(get())[None])
-        imgs.append(resize_images(x, resolution) if resolution else x)
+        imgs.append(resize_images(x, resolution, filter=resize) if resolution else x)
     if resolution:
-        ops.append(f"resize({resolution}, mode=center-crop, filter=lanczos)")
+        ops.append(f"resize({resolution}, mode=center-crop, filter={resize})")
     sizes = {tuple(x.shape[-2:]) for x in imgs}
     if len(sizes) > 1:
         raise ProbeError(f"{what}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sorted(sizes)[:4])}"
@@ -63,7 +64,7 @@ def list_folder(folder: Path, split: str) -> tuple[Path, list[Path], list[int] |
 
 
 def load_folder(path: str | Path, *, split: str = "test", n: int | None = None, seed: int = 0,
-                resolution: int | None = None) -> ImageSet:
+                resolution: int | None = None, resize: str = "bilinear") -> ImageSet:
     """Every image file under ``path`` (sorted by path; class subfolders give labels), or the
     one image when ``path`` is an image file."""
     from PIL import Image, UnidentifiedImageError
@@ -84,7 +85,7 @@ def load_folder(path: str | Path, *, split: str = "test", n: int | None = None, 
                 raise ProbeError(f"cannot read image {p}: {e}") from e
         return get
 
-    images, ops = stack_pictures([opener(files[i]) for i in keep], resolution, str(folder))
+    images, ops = stack_pictures([opener(files[i]) for i in keep], resolution, str(folder), resize)
     return ImageSet(images, None if labels is None else torch.tensor([labels[i] for i in keep]), classes,
                     name=Path(path).stem, source=str(folder), split=split,
                     indices=torch.from_numpy(keep.astype(np.int64)),

@@ -15,10 +15,10 @@ import torch
 from torch import Tensor
 
 from ..errors import ProbeError
-from ..maps.base import LUMA
+from ..images import RESIZE_METHODS, check_resize, crop_square, resize, to_channels
 
 RESIZE_MODES = ("center-crop", "stretch")
-FILTERS = ("lanczos", "bilinear")
+FILTERS = RESIZE_METHODS  # the resampling filters (see probe.images.resize)
 
 
 def subset_indices(total: int, n: int, seed: int = 0) -> np.ndarray:
@@ -62,62 +62,24 @@ def as_nchw(array, what: str = "images") -> Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())  # never alias a cached, read-only array
 
 
-def _crop_square(images: Tensor) -> Tensor:
-    h, w = images.shape[-2:]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return images[..., top:top + s, left:left + s]
-
-
-def _lanczos(images: Tensor, size: int) -> Tensor:
-    from PIL import Image
-
-    n, c = images.shape[:2]
-    arr = images.permute(0, 2, 3, 1).contiguous().numpy()
-    out = np.empty((n, size, size, c), dtype=np.uint8)
-    for i in range(n):
-        pil = Image.fromarray(arr[i, ..., 0] if c == 1 else arr[i])
-        out[i] = np.asarray(pil.resize((size, size), Image.LANCZOS)).reshape(size, size, c)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def _bilinear(images: Tensor, size: int) -> Tensor:
-    n, c = images.shape[:2]
-    out = torch.empty((n, c, size, size), dtype=torch.uint8)
-    step = max(1, 2 ** 24 // (c * max(size, images.shape[-1]) * max(size, images.shape[-2])))  # ~64 MB floats
-    for i in range(0, n, step):
-        y = torch.nn.functional.interpolate(images[i:i + step].float(), size=(size, size), mode="bilinear",
-                                            align_corners=False, antialias=True)
-        out[i:i + step] = y.round_().clamp_(0, 255).to(torch.uint8)
-    return out
-
-
-def resize_images(images: Tensor, resolution: int, mode: str = "center-crop", filter: str = "lanczos") -> Tensor:
-    """uint8 ``[N,C,H,W]`` -> ``[N,C,r,r]``: centre crop to a square (or stretch), then resize."""
+def resize_images(images: Tensor, resolution: int, mode: str = "center-crop", filter: str = "bilinear") -> Tensor:
+    """uint8 ``[N,C,H,W]`` -> ``[N,C,r,r]``: centre crop to a square (or stretch), then resize
+    with ``filter`` (:data:`probe.images.RESIZE_METHODS`)."""
     if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or resolution < 1:
         raise ProbeError(f"resolution must be a positive integer, got {resolution!r}")
     if mode not in RESIZE_MODES:
         raise ProbeError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
-    if filter not in FILTERS:
-        raise ProbeError(f"unknown resize filter {filter!r}; choose one of {', '.join(FILTERS)}")
+    check_resize(filter)
     if mode == "center-crop":
-        images = _crop_square(images)
-    if tuple(images.shape[-2:]) == (resolution, resolution):
-        return images.contiguous()
-    return (_lanczos if filter == "lanczos" else _bilinear)(images, int(resolution))
+        images = crop_square(images)
+    return resize(images, int(resolution), filter)
 
 
 def convert_channels(images: Tensor, channels: int) -> Tensor:
-    """uint8 ``[N,C,H,W]``: RGB -> luminance (ITU-R 601, as the maps use) or gray -> RGB."""
-    c = images.shape[1]
+    """uint8 ``[N,C,H,W]``: RGB -> luminance (:data:`probe.images.LUMA`) or gray -> RGB."""
     if channels not in (1, 3):
         raise ProbeError(f"channels must be 1 or 3, got {channels!r}")
-    if c == channels:
-        return images
-    if channels == 3:
-        return images.expand(-1, 3, -1, -1).contiguous()
-    w = torch.tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    return to_channels(images, channels).contiguous()
 
 
 @dataclass
@@ -201,12 +163,13 @@ class ImageSet:
             return self
         return self._with(f"to_channels({c})", images=convert_channels(self.images, c))
 
-    def resize(self, resolution: int, mode: str = "center-crop", filter: str = "lanczos") -> "ImageSet":
-        """Square ``resolution`` px: centre crop to a square (or ``stretch``), then resize.
+    def resize(self, resolution: int, mode: str = "center-crop", filter: str = "bilinear") -> "ImageSet":
+        """Square ``resolution`` px: centre crop to a square (or ``stretch``), then resample.
 
-        ``filter``: ``lanczos`` (PIL, as the held-out sets were made) or ``bilinear`` (torch,
-        antialiased, faster for large sets).
+        ``filter``: ``bilinear`` (torch, antialiased: torchvision's default), ``bicubic``, ``nearest``,
+        ``lanczos`` (PIL, as the held-out sets were made) or ``none`` (an error unless the size is right).
         """
+        check_resize(filter)
         if self.resolution == (resolution, resolution):
             return self
         return self._with(f"resize({resolution}, mode={mode}, filter={filter})",

@@ -11,14 +11,33 @@ Each adapter converts to its model's own convention internally.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ProbeError
+from ..images import LUMA, to_channels  # noqa: F401  (LUMA re-exported for old imports)
 
-LUMA = (0.299, 0.587, 0.114)
+#: The paper's iteration settings per model family (METHOD.md section 1). Their home is
+#: here (maps/ sits below field/); ``probe.field.config`` reads them.
+FOUNDATION_DEFAULTS = {"tol": 1e-5, "max_steps": 500}
+SMALL_AE_DEFAULTS = {"tol": 1e-6, "max_steps": 3000}
+FAMILIES = {"foundation": FOUNDATION_DEFAULTS, "small": SMALL_AE_DEFAULTS}
+
+
+def family_settings(family: str | None = None, field_defaults: dict | None = None) -> dict:
+    """tol / max_steps of a family name (``small``, ``foundation``), updated by explicit ``field_defaults``."""
+    if family is not None and family not in FAMILIES:
+        raise ProbeError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)} "
+                         f"(or give field_defaults={{'tol': ..., 'max_steps': ...}})")
+    out = dict(FAMILIES[family or "foundation"])
+    if field_defaults is not None:
+        if not isinstance(field_defaults, dict) or set(field_defaults) - set(out):
+            raise ProbeError(f"field_defaults must be a dict with keys tol and/or max_steps, got {field_defaults!r}")
+        out.update({k: v for k, v in field_defaults.items() if v is not None})
+    return out
 
 
 class LatentMap(nn.Module):
@@ -37,7 +56,7 @@ class LatentMap(nn.Module):
     name: str = "latent-map"
     #: The paper's iteration settings for this family (METHOD.md section 1): foundation
     #: models tol 1e-5 / 500 steps; the small conv autoencoders override with 1e-6 / 3000.
-    field_defaults: dict = {"tol": 1e-5, "max_steps": 500}
+    field_defaults: dict = FOUNDATION_DEFAULTS
 
     # -- to implement -------------------------------------------------------
     def _encode(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -88,6 +107,51 @@ class LatentMap(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    # -- many images at once (contract 4) -------------------------------------
+    @torch.no_grad()
+    def encode_batched(self, x: Tensor, batch_size: int = 64) -> Tensor:
+        """:meth:`encode` in chunks of ``batch_size``, without gradients; latents come back on CPU.
+
+        ``x``: float ``[N, C, H, W]`` in [0, 1] (uint8 is divided by 255), on any device.
+        """
+        _check_batch_size(batch_size)
+        if isinstance(x, Tensor) and x.dtype == torch.uint8:
+            x = x.float() / 255
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            raise ProbeError(f"images must be a [N, C, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)}")
+        return torch.cat([self.encode(x[i:i + batch_size].float()).cpu() for i in range(0, len(x), batch_size)]) \
+            if len(x) else x.new_zeros((0, *self.latent_shape(int(x.shape[-1]))))
+
+    @torch.no_grad()
+    def decode_batched(self, z: Tensor, batch_size: int = 64) -> Tensor:
+        """:meth:`decode` in chunks of ``batch_size``, without gradients; images come back on CPU."""
+        _check_batch_size(batch_size)
+        if not isinstance(z, Tensor) or z.dim() < 2 or not len(z):
+            raise ProbeError(f"latents must be a non-empty [N, ...] tensor, got {getattr(z, 'shape', type(z).__name__)}")
+        return torch.cat([self.decode(z[i:i + batch_size]).cpu() for i in range(0, len(z), batch_size)])
+
+    def weights_sha256(self) -> str:
+        """sha256 over the state dict (names, dtypes, shapes and bytes, in name order)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}|{str(t.dtype)}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def fingerprint(self) -> dict:
+        """What identifies this map in a result: class, name, config, weights sha256, latent shape."""
+        facts = self.describe()
+        config = {k: v for k, v in facts.items() if k not in ("name", "class")}
+        config.update(field_defaults=dict(self.field_defaults), downsample=self.downsample)
+        try:
+            shape = list(self.latent_shape())
+        except ProbeError:
+            shape = None
+        return {"class": type(self).__name__, "name": self.name, "config": config,
+                "weights_sha256": self.weights_sha256(), "latent_shape": shape,
+                "resolution": self.default_resolution()}
+
     def default_resolution(self) -> int:
         return self.image_size or 256
 
@@ -100,14 +164,8 @@ class LatentMap(nn.Module):
             raise ProbeError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ProbeError(f"images must be float in [0, 1], got dtype {x.dtype} (divide uint8 by 255)")
-        c = x.shape[1]
-        if c == 3 and self.image_channels == 1:
-            w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-            x = (x * w).sum(1, keepdim=True)
-        elif c == 1 and self.image_channels == 3:
-            x = x.expand(-1, 3, -1, -1)
-        elif c != self.image_channels:
-            raise ProbeError(f"images must have {self.image_channels} channels, got {c} (shape {tuple(x.shape)})")
+        if x.shape[1] != self.image_channels:  # 3 -> 1 by luminance, 1 -> 3 repeated; never the batch size
+            x = to_channels(x, self.image_channels, what=f"{self.name} images")
         if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             raise ProbeError(
                 f"{self.name} takes {self.image_size}x{self.image_size} images, got {x.shape[-2]}x{x.shape[-1]}")
@@ -174,3 +232,8 @@ def wrap(encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
     "images" are not images, e.g. toy dynamical systems).
     """
     return CallableMap(encode, decode, latent_shape, **options)
+
+
+def _check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")

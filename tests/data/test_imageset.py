@@ -97,7 +97,7 @@ def test_describe_records_what_a_result_needs():
     d = make(10).subset(4).to_channels(1).resize(3).describe()
     assert d == {"name": "toy", "source": "test", "split": "test", "n": 4, "channels": 1, "height": 3, "width": 3,
                  "labels": True, "classes": ["a", "b", "c"],
-                 "ops": ["subset(n=4, seed=0)", "to_channels(1)", "resize(3, mode=center-crop, filter=lanczos)"]}
+                 "ops": ["subset(n=4, seed=0)", "to_channels(1)", "resize(3, mode=center-crop, filter=bilinear)"]}
 
 
 def test_save_npz_round_trips_through_load_images(tmp_path):
