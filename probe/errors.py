@@ -13,3 +13,7 @@ def check(condition: bool, message: str) -> None:
     """Raise ``ProbeError(message)`` unless ``condition`` holds."""
     if not condition:
         raise ProbeError(message)
+
+
+class ConfigError(ProbeError):
+    """A setting that cannot be used: names the field, the value and what it must be."""
