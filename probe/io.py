@@ -1,241 +1,240 @@
-"""Every file probe writes goes through :func:`atomic_write`; every command writes into an :class:`OutputFolder`.
+"""Where results go: :class:`OutputFolder` (contract 6), and the one atomic writer from probe/files.py.
 
-``atomic_write(path, write)`` calls ``write(tmp)`` on a temporary file next to ``path``
-(``.NAME.PID-XXXXXXXX.tmp``, created with the usual 0666 & ~umask mode, 0644 by default)
-and renames it into place, so a full disk, Ctrl-C or a kill never leaves a half-written
-file behind an older good one. A failure (disk full, read-only, a file where a folder
-should be, a ``SafetensorError``) is one :class:`ProbeError` line that says what was
-being saved, where, and which finished files are kept. Temporary files of a killed
-process (dead pid) are removed on the next write to that folder.
-
-:class:`OutputFolder` checks, locks and fingerprints a command's output folder before any
-computation, and replaces a finished result only by a complete new one (``overwrite``).
+Every file probe writes goes through :func:`atomic_write` (temporary file + rename, mode
+0666 & ~umask, one-line failures, stale temporary files of dead processes removed); every
+command writes into an :class:`OutputFolder`, checked, locked and fingerprinted before any
+computation, so a finished result is never replaced silently.
 """
 from __future__ import annotations
 
-import dataclasses
-import errno
 import json
 import os
-import re
-import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import ProbeError
+from .files import (
+    _TMP,
+    _atomic_write,
+    _pid_alive,
+    _reason,
+    atomic_write,
+    clean_stale_temps,
+    load_json,
+    load_result,
+    load_tensors,
+    save_csv,
+    save_figure,
+    save_json,
+    save_result,
+    save_tensors,
+    save_text,
+    to_jsonable,
+    write_failure,
+)
 
-__all__ = ["atomic_write", "save_json", "load_json", "save_text", "save_figure", "save_csv", "save_tensors",
-           "load_tensors", "to_jsonable", "write_failure", "OutputFolder"]
+__all__ = ["OutputFolder", "atomic_write", "save_json", "load_json", "save_text", "save_figure", "save_csv",
+           "save_tensors", "load_tensors", "to_jsonable", "write_failure", "clean_stale_temps"]
+_COMPAT = (_atomic_write, save_result, load_result)  # old names, until every caller uses the new ones
 
-_TMP = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
-_cleaned: set[Path] = set()
-_in_flight: set[str] = set()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def clean_stale_temps(folder: Path) -> list[Path]:
-    """Remove our temporary files in ``folder`` whose writing process is gone; returns them."""
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        m = _TMP.match(name)
-        if m and name not in _in_flight and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
-            try:
-                os.unlink(folder / name)
-                removed.append(folder / name)
-            except OSError:
-                pass
-    return removed
+SETTINGS, LOCK = "settings.json", ".lock"
+#: settings that change how a result is computed, not what it is: a rerun that differs only here resumes
+IGNORED = ("batch_size", "device", "threads", "checkpoint_every", "compile", "progress", "no_progress", "quiet",
+           "json", "overwrite", "out")
 
 
-def _errno_of(e: BaseException) -> int | None:
-    if isinstance(e, OSError) and e.errno:
-        return e.errno
-    m = re.search(r"os error (\d+)", str(e))  # safetensors reports io errors as text
-    return int(m.group(1)) if m else None
-
-
-def _file_in_the_way(path: Path) -> Path | None:
-    for p in [path, *path.parents]:
-        if p.exists() and not p.is_dir():
-            return p
-    return None
-
-
-def write_failure(path: str | Path, what: str, e: BaseException) -> ProbeError:
-    """The one-line error for a failed write of ``what`` to ``path`` (also used for folders)."""
-    path = Path(path)
-    code = _errno_of(e)
-    blocker = _file_in_the_way(path.parent)
-    if blocker is not None or code == errno.ENOTDIR:
-        reason = f"{blocker or path.parent} is a file, not a folder (choose another --out)"
-    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        reason = "the disk is full (free some space or choose another --out)"
-    elif code == errno.EROFS:
-        reason = "the file system is read-only (choose another --out)"
-    elif code in (errno.EACCES, errno.EPERM):
-        reason = "permission denied (choose a writable --out)"
-    else:
-        reason = (getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else type(e).__name__)
-    kept = []
-    if path.parent.is_dir():
-        kept = sorted(n for n in os.listdir(path.parent) if not n.startswith(".") and n != path.name)
-    tail = (f"; finished files kept in {path.parent}: {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''}"
-            if kept else "")
-    return ProbeError(f"could not save {what} to {path}: {reason}{tail}")
-
-
-def atomic_write(path: str | Path, write: Callable[[str], Any], what: str | None = None) -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file that then replaces ``path``.
-
-    ``what`` names the content in the error message (default: the file name).
-    """
-    path = Path(path)
-    what = what or path.name
-    name = f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    tmp = path.parent / name
-    _in_flight.add(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.parent not in _cleaned:
-            clean_stale_temps(path.parent)
-            _cleaned.add(path.parent)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies: 0644, not 0600
-        mode = os.fstat(fd).st_mode & 0o777
-        os.close(fd)
-        write(str(tmp))
-        os.chmod(tmp, mode)  # some writers (safetensors) recreate the file with 0600
-        os.replace(tmp, path)
-        return path
-    except ProbeError:
-        raise
-    except Exception as e:
-        if isinstance(e, OSError) or type(e).__name__ == "SafetensorError" or _errno_of(e) is not None:
-            raise write_failure(path, what, e) from e
-        raise
-    finally:
-        _in_flight.discard(name)
-        if tmp.exists():  # after a failure or an interrupt; gone after the rename
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, tensors, paths, numpy scalars -> plain JSON values (non-finite floats as strings)."""
-    import numpy as np
-    import torch
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+def _strip(obj: Any, ignore: tuple[str, ...]) -> Any:
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (torch.Tensor, np.ndarray)):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, (torch.dtype, torch.device, Path)):
-        return str(obj)
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return str(obj)
+        return {k: _strip(v, ignore) for k, v in obj.items() if k not in ignore}
     return obj
 
 
-def save_text(path: str | Path, text: str, what: str | None = None) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), what)
+def _flat(obj: Any, prefix: str = "") -> dict:
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out: dict = {}
+    for k, v in obj.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
 
 
-def save_json(path: str | Path, data: Any, what: str | None = None) -> Path:
-    return save_text(path, json.dumps(to_jsonable(data), indent=2) + "\n", what)
+def _differences(old: Any, new: Any, most: int = 3) -> str:
+    a, b = _flat(old), _flat(new)
+    diff = [f"{k} {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b), key=str)
+            if a.get(k, "(unset)") != b.get(k, "(unset)")]
+    return ", ".join(diff[:most]) + (f" and {len(diff) - most} more" if len(diff) > most else "")
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 110, what: str | None = None) -> Path:
-    """A ``matplotlib.figure.Figure`` saved atomically (the format from the suffix, PNG by default)."""
-    fmt = Path(path).suffix.lstrip(".") or "png"
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi), what or f"figure {Path(path).name}")
+class OutputFolder:
+    """A command's output folder, checked, locked and fingerprinted before any computation.
 
+    ``with OutputFolder(args.out, settings, overwrite=args.overwrite) as out:`` creates the folder
+    (a file there, a read-only disk... is one line now, not after the work), takes ``.lock`` (a second
+    live writer stops with one line; the lock of a dead pid is taken over) and compares ``settings``
+    (JSON-able, e.g. ``{"model": fp, "config": asdict(cfg)}``; keys in ``IGNORED`` do not count) with
+    the folder's ``settings.json``:
 
-def save_csv(path: str | Path, rows: list[dict], what: str | None = None) -> Path:
-    """A tidy table: one row per dict, the columns in order of first appearance."""
-    import csv
-    import io
+    * the same settings and a finished result: ``out.finished`` is True (load it and say ``out.note``);
+    * the same settings, unfinished: the run resumes in ``out.path`` (``out.resumed``, ``out.note``);
+    * other settings or foreign files: one line naming ``--overwrite``;
+    * ``overwrite=True``: the new result is written to a sibling staging folder (``out.path``) that
+      replaces the old folder only when the ``with`` block ends without an error.
 
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: to_jsonable(v) for k, v in row.items()} for row in rows)
-    return save_text(path, buf.getvalue(), what or f"table {Path(path).name}")
+    The block ending without an error marks the result finished. Under several processes (``RANK`` set),
+    only rank 0 locks and writes; the others read the same decision (``main=False``).
+    """
 
+    def __init__(self, path: str | Path, settings: dict, overwrite: bool = False, *,
+                 ignore: tuple[str, ...] = IGNORED, main: bool | None = None):
+        self.target = Path(path)
+        self.settings = _strip(to_jsonable(settings), ignore)
+        self.overwrite = bool(overwrite)
+        self.main = int(os.environ.get("RANK", "0") or 0) == 0 if main is None else main
+        self.staging = self.target.parent / f".{self.target.name}.staging"
+        self.path = self.staging if self.overwrite else self.target
+        self.finished = self.resumed = False
+        self.note = ""
+        self._locks: list[Path] = []
 
-def load_json(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"no such file: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ProbeError(f"{path} is damaged (not valid JSON: {str(e).splitlines()[0]}); "
-                         f"re-create it by running the command again") from e
-    except OSError as e:
-        raise ProbeError(f"cannot read {path}: {e.strerror or e}") from e
+    # -- entering ------------------------------------------------------------------------------
+    def __enter__(self) -> OutputFolder:
+        if self.target.exists() and not self.target.is_dir():
+            raise ProbeError(f"--out {self.target} is a file, not a folder; choose another --out")
+        try:
+            if self.main:
+                try:
+                    self.target.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise ProbeError(f"cannot use {self.target} as the output folder: "
+                                     f"{_reason(self.target / LOCK, e)}") from e
+                self._lock(self.target)
+            state = self._read(self.target)
+            if self.overwrite:
+                self._enter_staging(state)
+            else:
+                self._decide(state)
+            if self.main and not self.finished:
+                clean_stale_temps(self.path)
+                self._write_settings(finished=False)
+        except BaseException:
+            self._unlock()
+            raise
+        return self
 
+    def _decide(self, state: dict | None) -> None:
+        where = self.target
+        if state is None:
+            return
+        if state["settings"] != self.settings:
+            raise ProbeError(f"{where} holds a result made with other settings ({_differences(state['settings'], self.settings)}); "
+                             f"pass --overwrite to replace it (the old one stays until the new one is complete) "
+                             f"or choose another --out")
+        if state.get("finished"):
+            self.finished = True
+            self.note = f"reusing the finished result in {where} (same settings; --overwrite computes it again)"
+        else:
+            self.resumed = True
+            self.note = f"resuming the unfinished run in {where} (same settings)"
 
-def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None,
-                 what: str | None = None) -> Path:
-    from safetensors.torch import save_file
+    def _enter_staging(self, old: dict | None) -> None:
+        state = self._read(self.staging) if self.staging.is_dir() else None
+        if state is not None and state["settings"] == self.settings and not state.get("finished"):
+            self.resumed = True
+            self.note = f"resuming the unfinished --overwrite run in {self.staging}"
+        elif self.main and self.staging.exists():
+            import shutil
 
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), what)
+            shutil.rmtree(self.staging)
+        if self.main:
+            try:
+                self.staging.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ProbeError(f"cannot stage the new result next to {self.target}: "
+                                 f"{_reason(self.staging / LOCK, e)}") from e
+            self._lock(self.staging)
 
+    def _read(self, folder: Path) -> dict | None:
+        """``settings.json`` of ``folder``; None for an empty folder; foreign files are refused."""
+        path = folder / SETTINGS
+        if path.is_file():
+            state = load_json(path)
+            if isinstance(state, dict) and "settings" in state:
+                return state
+            raise ProbeError(f"{path} is not a probe settings file; pass --overwrite to replace {folder} "
+                             f"or choose another --out")
+        if folder == self.target and not self.overwrite:
+            names = sorted(n for n in os.listdir(folder) if n != LOCK and not _TMP.match(n)) if folder.is_dir() else []
+            if names:
+                raise ProbeError(f"{folder} already holds files this command did not make ({', '.join(names[:4])}"
+                                 f"{' ...' if len(names) > 4 else ''}); pass --overwrite to replace them "
+                                 f"or choose another --out")
+        return None
 
-def load_tensors(path: str | Path) -> dict:
-    from safetensors.torch import load_file
+    # -- the lock ------------------------------------------------------------------------------
+    def _lock(self, folder: Path) -> None:
+        import socket
 
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"no such file: {path}")
-    try:
-        return load_file(str(path))
-    except Exception as e:  # SafetensorError, OSError: a truncated or foreign file
-        raise ProbeError(f"{path} is damaged or not a safetensors file ({str(e).splitlines()[0] if str(e) else e}); "
-                         f"re-create it by running the command again") from e
+        path, host = folder / LOCK, socket.gethostname()
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                try:
+                    holder = json.loads(path.read_text() or "{}")
+                except (OSError, ValueError):
+                    holder = {}
+                pid = holder.get("pid")
+                if isinstance(pid, int) and (holder.get("host") != host or _pid_alive(pid)):
+                    raise ProbeError(f"{folder} is in use by another probe process (pid {pid} on "
+                                     f"{holder.get('host')}); wait for it to finish or choose another --out "
+                                     f"(delete {path} if that process is gone)") from None
+                path.unlink(missing_ok=True)  # a stale lock of a dead process: take it over
+                continue
+            except OSError as e:
+                raise ProbeError(f"cannot use {folder} as the output folder: {_reason(path, e)}") from e
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": host}, f)
+            self._locks.append(path)
+            return
+        raise ProbeError(f"could not lock {folder}: another process keeps taking {path}; choose another --out")
 
+    def _unlock(self) -> None:
+        for path in self._locks:
+            try:
+                if json.loads(path.read_text()).get("pid") == os.getpid():
+                    path.unlink()
+            except (OSError, ValueError):
+                pass
+        self._locks.clear()
 
-def save_result(folder: str | Path, tensors: dict, meta: dict) -> Path:
-    """Deprecated: subclass :class:`probe.result.Result` instead. ``tensors.safetensors`` + ``meta.json``."""
-    folder = Path(folder)
-    save_tensors(folder / "tensors.safetensors", tensors)
-    save_json(folder / "meta.json", meta)
-    return folder
+    # -- finishing -----------------------------------------------------------------------------
+    def _write_settings(self, finished: bool) -> None:
+        save_json(self.path / SETTINGS, {"settings": self.settings, "finished": finished},
+                  what=f"the settings of {self.target}")
 
+    def finish(self) -> None:
+        """Mark the result finished; with ``overwrite``, the staging folder replaces the old one now."""
+        if self.finished or not self.main:
+            self.finished = True
+            return
+        self._write_settings(finished=True)
+        if self.overwrite:
+            old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
+            if self.target.exists():
+                os.replace(self.target, old)
+            os.replace(self.staging, self.target)
+            self._locks = [self.target / LOCK]
+            self.path = self.target
+            if old.exists():
+                import shutil
 
-def load_result(folder: str | Path) -> tuple[dict, dict]:
-    """Deprecated: use :func:`probe.result.load_result` (or ``Cls.load``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ProbeError(f"no result folder at {folder}")
-    return load_tensors(folder / "tensors.safetensors"), load_json(folder / "meta.json")
+                shutil.rmtree(old, ignore_errors=True)
+        self.finished = True
 
-
-_atomic_write = atomic_write  # the old private name, until every caller uses atomic_write
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self.finish()
+        finally:
+            self._unlock()
+        return False

@@ -1,0 +1,186 @@
+"""One atomic writer (modes, one-line failures, no temp left) and OutputFolder (lock, settings, overwrite)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from probe import files, io
+from probe.errors import ProbeError
+from probe.io import OutputFolder, atomic_write, save_json, save_tensors
+
+
+def umask_mode() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return 0o666 & ~old
+
+
+def no_temps(folder) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_atomic_write_mode_and_no_temp(tmp_path):
+    save_tensors(tmp_path / "t.safetensors", {"x": torch.ones(3)})
+    save_json(tmp_path / "m.json", {"a": float("nan")})
+    for f in tmp_path.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == umask_mode(), f
+    assert no_temps(tmp_path) and json.loads((tmp_path / "m.json").read_text()) == {"a": "nan"}
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+
+    def boom(tmp):
+        open(tmp, "w").write("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ProbeError) as e:
+        atomic_write(target, boom, what="the attractor set")
+    msg = str(e.value)
+    assert "\n" not in msg and "could not save the attractor set" in msg and "disk is full" in msg
+    assert target.read_text() == "old" and no_temps(tmp_path)
+
+
+def test_safetensors_error_text_is_one_line(tmp_path):
+    class SafetensorError(Exception):
+        pass
+
+    def boom(tmp):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              "\"No space left on device\" }) (os error 28)")
+
+    with pytest.raises(ProbeError, match="disk is full"):
+        atomic_write(tmp_path / "x.safetensors", boom)
+
+
+def test_not_a_directory_names_the_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ProbeError, match=r"f is a file, not a folder"):
+        save_json(tmp_path / "f" / "sub" / "m.json", {})
+
+
+def test_interrupt_leaves_no_temp(tmp_path):
+    def interrupted(tmp):
+        open(tmp, "w").write("x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "k.txt", interrupted)
+    assert no_temps(tmp_path) and not (tmp_path / "k.txt").exists()
+
+
+def test_stale_temp_of_a_killed_writer_is_removed_on_the_next_write(tmp_path):
+    code = ("import os, sys; from probe.io import atomic_write\n"
+            "atomic_write(sys.argv[1], lambda tmp: (open(tmp, 'w').write('x' * 1000), os._exit(9)))")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.bin")])
+    assert r.returncode == 9 and not no_temps(tmp_path)  # the kill left it
+    live = tmp_path / f".other.{os.getppid()}-0123abcd.tmp"  # a live process's temp stays
+    live.write_text("busy")
+    files._cleaned.discard(tmp_path)
+    save_json(tmp_path / "m.json", {})
+    assert [p.name for p in tmp_path.glob("*.tmp")] == [live.name]
+
+
+def test_load_errors_are_one_line(tmp_path):
+    (tmp_path / "t.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"x\":")
+    with pytest.raises(ProbeError, match="damaged or not a safetensors file"):
+        io.load_tensors(tmp_path / "t.safetensors")
+    (tmp_path / "m.json").write_text("{")
+    with pytest.raises(ProbeError, match="not valid JSON"):
+        io.load_json(tmp_path / "m.json")
+
+
+def test_csv_columns_in_order_of_first_appearance(tmp_path):
+    io.save_csv(tmp_path / "t.csv", [{"a": 1, "b": 2}, {"a": 3, "c": float("inf")}])
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b,c", "1,2,", "3,,inf"]
+
+
+# -- OutputFolder -------------------------------------------------------------------------------
+S = {"config": {"n_seeds": 8, "batch_size": 4}}
+
+
+def test_fresh_then_reuse_then_resume(tmp_path):
+    out = tmp_path / "o"
+    with OutputFolder(out, S) as f:
+        assert f.path == out and not f.finished and (out / ".lock").is_file()
+        (f.path / "r.txt").write_text("done")
+    assert not (out / ".lock").exists() and json.loads((out / "settings.json").read_text())["finished"]
+    with OutputFolder(out, {"config": {"n_seeds": 8, "batch_size": 64}}) as f:  # batch size does not count
+        assert f.finished and "reusing" in f.note
+    with pytest.raises(RuntimeError), OutputFolder(tmp_path / "p", S):
+        raise RuntimeError("killed")
+    with OutputFolder(tmp_path / "p", S) as f:
+        assert f.resumed and not f.finished and "resuming" in f.note
+
+
+def test_other_settings_are_refused_naming_overwrite(tmp_path):
+    out = tmp_path / "o"
+    with OutputFolder(out, S) as f:
+        (f.path / "r.txt").write_text("done")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ProbeError) as e, OutputFolder(out, {"config": {"n_seeds": 4096}}):
+        pass
+    assert "--overwrite" in str(e.value) and "config.n_seeds 8 -> 4096" in str(e.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_overwrite_replaces_only_when_complete(tmp_path):
+    out = tmp_path / "o"
+    with OutputFolder(out, S) as f:
+        (f.path / "r.txt").write_text("old")
+    new = {"config": {"n_seeds": 4096}}
+    with pytest.raises(KeyboardInterrupt), OutputFolder(out, new, overwrite=True) as f:
+        assert f.path != out
+        (f.path / "r.txt").write_text("half")
+        raise KeyboardInterrupt
+    assert (out / "r.txt").read_text() == "old"
+    with OutputFolder(out, new, overwrite=True) as f:
+        assert f.resumed and (f.path / "r.txt").read_text() == "half"
+        (f.path / "r.txt").write_text("new")
+    assert (out / "r.txt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+    assert not (out / ".lock").exists()
+
+
+def test_foreign_files_and_files_in_the_way(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    with pytest.raises(ProbeError, match="did not make.*--overwrite"), OutputFolder(tmp_path / "o", S):
+        pass
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProbeError, match="is a file, not a folder"), OutputFolder(tmp_path / "file", S):
+        pass
+    with pytest.raises(ProbeError, match="is a file, not a folder"), OutputFolder(tmp_path / "file" / "sub", S):
+        pass
+
+
+def test_second_live_writer_stops_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    out = tmp_path / "o"
+    with OutputFolder(out, S):
+        with pytest.raises(ProbeError, match="in use by another probe process"), OutputFolder(out, S):
+            pass
+        assert (out / ".lock").is_file()  # the refused writer leaves the first one's lock alone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (out / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    with OutputFolder(out, S) as f:
+        assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_one_line_before_any_work(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ProbeError, match="permission denied"), OutputFolder(ro / "o", S):
+            pass
+    finally:
+        ro.chmod(0o700)
