@@ -184,56 +184,9 @@ class LatentMap(nn.Module):
                 "image_size": self.image_size, "parameters": self.n_parameters(), "dtype": str(self.dtype).replace("torch.", "")}
 
 
-class CallableMap(LatentMap):
-    """A latent map from any pair of tensor callables (see :func:`wrap`)."""
-
-    def __init__(self, encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
-                 latent_shape: Sequence[int] | Callable[[int], Sequence[int]], image_channels: int = 3,
-                 image_size: int | None = None, name: str = "wrapped", modules: Sequence[nn.Module] = (),
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, check_inputs: bool = True):
-        super().__init__()
-        self._enc, self._dec = encode, decode
-        self._latent_shape = latent_shape
-        self.image_channels, self.image_size, self.name = image_channels, image_size, name
-        self.check_inputs = check_inputs
-        self.inner = nn.ModuleList([m for m in modules if isinstance(m, nn.Module)])
-        self._device, self._dtype = torch.device(device), dtype
-
-    def _encode(self, x: Tensor) -> Tensor:
-        return self._enc(x)
-
-    def _decode(self, z: Tensor) -> Tensor:
-        return self._dec(z)
-
-    def check_images(self, x: Tensor) -> Tensor:
-        return super().check_images(x) if self.check_inputs else x
-
-    def latent_shape(self, resolution: int | None = None) -> tuple[int, ...]:
-        s = self._latent_shape(resolution or self.default_resolution()) if callable(self._latent_shape) else self._latent_shape
-        return tuple(int(v) for v in s)
-
-    def to(self, *args, **kwargs):  # remember device/dtype for parameter-free callables
-        out = super().to(*args, **kwargs)
-        dev, dt, *_ = torch._C._nn._parse_to(*args, **kwargs)
-        if dev is not None:
-            self._device = torch.device(dev)
-        if dt is not None:
-            self._dtype = dt
-        return out
-
-
-def wrap(encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
-         latent_shape: Sequence[int] | Callable[[int], Sequence[int]], **options) -> CallableMap:
-    """Turn any pair of tensor callables into a :class:`LatentMap`.
-
-    ``latent_shape`` is the shape of one latent, or a function of the resolution.
-    Options: ``image_channels``, ``image_size``, ``name``, ``modules`` (nn.Modules to
-    move with ``.to()``), ``device``, ``dtype``, ``check_inputs`` (False for maps whose
-    "images" are not images, e.g. toy dynamical systems).
-    """
-    return CallableMap(encode, decode, latent_shape, **options)
-
-
 def _check_batch_size(batch_size) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+from .wrap import CallableMap, wrap  # noqa: E402,F401  (their old home; probe/__init__ imports them here)

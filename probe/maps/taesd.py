@@ -174,6 +174,10 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
 
 def _layout(sd: dict[str, Tensor], path: Path, half: str) -> tuple[int, bool, int]:
     """(latent channels, pooled, width) read from the state-dict shapes."""
+    if not any(k.split(".")[0].isdigit() for k in sd) or "1.weight" not in sd and half == "decoder":
+        keys = ", ".join(sorted(sd)[:3]) + (", ..." if len(sd) > 3 else "")
+        raise ProbeError(f"{path.name} is named like a TAESD {half} but its keys ({keys or 'none'}) are not the "
+                         f"TAESD layout (0.weight, 1.conv.0.weight, ...); load your model with FILE.py:factory")
     try:
         if half == "encoder":
             last = max(int(k.split(".")[0]) for k in sd if k.split(".")[0].isdigit())

@@ -11,8 +11,9 @@ from probe.maps.taesd import TAESDMap, find_taesd_pair, find_taesd_pairs, load_t
 
 
 def write_pair(folder, name, latent_channels=4, pooled=False, width=8, fmt="pth", seed=0):
-    torch.manual_seed(seed)
-    m = TAESDMap(None, latent_channels, pooled, width)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = TAESDMap(None, latent_channels, pooled, width)
     folder.mkdir(parents=True, exist_ok=True)
     for half in ("encoder", "decoder"):
         sd = {k: v.half() for k, v in getattr(m, half).state_dict().items()}  # fp16, like the released files
@@ -87,6 +88,16 @@ def test_bad_files(tmp_path):
         load_taesd(tmp_path, sample=True)
     with pytest.raises(ProbeError, match="no option.*subfolder"):
         load_taesd(tmp_path, subfolder="vae")
+
+
+def test_taesd_named_pair_with_other_keys(tmp_path):
+    for half in ("encoder", "decoder"):
+        torch.save({"conv_in.weight": torch.zeros(4, 3, 3, 3), "conv_in.bias": torch.zeros(4)},
+                   tmp_path / f"mine_{half}.pth")
+    with pytest.raises(ProbeError, match=r"named like a TAESD encoder but its keys \(conv_in.bias, conv_in.weight\)"
+                                         r".*FILE.py:factory") as e:
+        probe.load(tmp_path)
+    assert "\n" not in str(e.value) and "max()" not in str(e.value)
 
 
 def test_real_taef2(taef2_dir):

@@ -61,11 +61,50 @@ def test_grayscale_and_fixed_size_maps():
 
 def test_load_errors(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(ProbeError, match="is a file"):
+    with pytest.raises(ProbeError, match="holds weights, not a model"):
         probe.load(tmp_path / "weights.bin")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ProbeError, match="is a file"):
+        probe.load(tmp_path / "notes.txt")
     with pytest.raises(ProbeError, match="holds no model"):
         probe.load(tmp_path)
     with pytest.raises(ProbeError, match="unknown model"):
         probe.load("./no/such/dir")
     with pytest.raises(ProbeError, match="unknown dtype"):
         probe.load(linear_map(), dtype="fp8")
+
+
+def test_wrap_family_settings():
+    fixed = probe.wrap(lambda x: x.flatten(1), lambda z: z.view(-1, 1, 4, 4), (16,))
+    assert (fixed.family, fixed.field_defaults) == ("small", {"tol": 1e-6, "max_steps": 3000})
+    assert (fixed.image_channels, fixed.image_size) == (1, 4)  # found by decoding a zero latent
+    conv = torch.nn.Conv2d(3, 2, 4, stride=4)
+    free = probe.wrap(conv, torch.nn.ConvTranspose2d(2, 3, 4, stride=4), lambda r: (2, r // 4, r // 4))
+    assert free.field_defaults == {"tol": 1e-5, "max_steps": 500} and free.image_size is None
+    assert free.image_channels == 3
+    big = probe.wrap(lambda x: x.flatten(1), lambda z: z.view(-1, 1, 4, 4), (16,), family="foundation")
+    assert big.field_defaults == {"tol": 1e-5, "max_steps": 500}
+    own = probe.wrap(lambda x: x.flatten(1), lambda z: z.view(-1, 1, 4, 4), (16,), field_defaults={"max_steps": 9})
+    assert own.field_defaults == {"tol": 1e-6, "max_steps": 9}
+    with pytest.raises(ProbeError, match="unknown model family"):
+        probe.wrap(lambda x: x, lambda z: z, (3,), family="medium", check_inputs=False)
+
+
+def test_wrap_never_changes_the_batch_size():
+    m = probe.wrap(lambda x: x.reshape(-1, 16), lambda z: z.view(-1, 1, 4, 4), (16,))  # a view(-1, 784) encoder
+    assert m.image_channels == 1
+    for c in (1, 3):
+        assert m.encode(torch.rand(5, c, 4, 4)).shape == (5, 16)
+    rgb = probe.wrap(lambda x: x.reshape(-1, 16), lambda z: z.view(-1, 1, 4, 4), (16,), image_channels=3)
+    with pytest.raises(ProbeError, match="returned 15 latents for 5 images") as e:
+        rgb.encode(torch.rand(5, 3, 4, 4))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ProbeError, match="must have 1 channel"):
+        m.encode(torch.rand(5, 2, 4, 4))
+
+
+def test_wrap_finds_the_latent_shape_from_a_blank_image():
+    m = probe.wrap(lambda x: x.flatten(1)[:, :5], lambda z: z.new_zeros(len(z), 1, 4, 4), None, image_size=4)
+    assert m.latent_shape() == (5,) and m.image_channels == 3
+    with pytest.raises(ProbeError, match="latent_shape, or image_size"):
+        probe.wrap(lambda x: x, lambda z: z)
