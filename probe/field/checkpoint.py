@@ -16,7 +16,6 @@ import torch
 
 from ..errors import ProbeError
 from ..io import load_tensors, save_tensors
-from .iterate import Engine
 
 FOLDER = "checkpoint"
 KEY = "probe_checkpoint"
@@ -35,12 +34,13 @@ def fingerprint(**facts) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save(path: Path, engine: Engine, fp: str) -> None:
+def save(path: Path, engine, fp: str) -> None:
     tensors, scalars = engine.state_dict()
-    save_tensors(path, tensors, metadata={KEY: json.dumps({"fingerprint": fp, **scalars})})
+    save_tensors(path, tensors, metadata={KEY: json.dumps({"fingerprint": fp, **scalars})},
+                 what=f"the checkpoint of {engine.next_seed - engine.n_active} finished seeds")
 
 
-def resume(path: Path, engine: Engine, fp: str) -> bool:
+def resume(path: Path, engine, fp: str) -> bool:
     """Load ``path`` into ``engine`` if it exists; a checkpoint of another run is an error."""
     if not path.is_file():
         return False

@@ -1,4 +1,4 @@
-"""A PNG grid of decoded attractors, largest basins first, each titled with its basin size."""
+"""A grid of decoded attractors, largest basins first, each titled with its basin size."""
 from __future__ import annotations
 
 import math
@@ -6,30 +6,29 @@ from pathlib import Path
 
 import torch
 
-from ..io import _atomic_write
+__all__ = ["plot_set", "decode"]
 
 
-def plot_set(result, map, path: Path, max_points: int = 64) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_set(result, map, path: Path | None = None, max_points: int = 64):
+    """The ``matplotlib.figure.Figure`` of ``result``'s attractors (written to ``path`` as a PNG when given)."""
+    from matplotlib.figure import Figure
 
     n_seeds = len(result.status)
     rule = f"{result.merge['rule']} {'>' if result.merge['rule'] == 'cosine' else '<='} {result.merge['threshold']:g}"
     if len(result):
         k = min(len(result), max_points)
-        images = _decode(map, result.points[:k])
+        images = decode(map, result.points[:k])
         titles = [f"#{i} n={int(result.counts[i])}" + ("" if bool(result.stable[i]) else " unstable") for i in range(k)]
         head = f"{len(result)} fixed points, {int(result.stable.sum())} stable, from {n_seeds} seeds (merge {rule})"
     else:  # nothing converged: show where seeds stopped, and say that these are not attractors
         pick = torch.linspace(0, n_seeds - 1, min(n_seeds, max_points)).round().long().unique()
-        images = _decode(map, result.end_points[pick])
+        images = decode(map, result.end_points[pick])
         titles = [f"seed {int(i)}" for i in pick]
         head = f"no attractors ({result.verdict}): end points of {len(pick)} of {n_seeds} seeds after their last step"
     cols = min(8, max(1, len(images)))
     rows = max(1, math.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.5), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 1.8 * rows + 0.5))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
@@ -39,13 +38,14 @@ def plot_set(result, map, path: Path, max_points: int = 64) -> Path:
         ax.set_title(title, fontsize=7)
     fig.suptitle(head, fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    if path is not None:
+        from ..io import save_figure
+
+        save_figure(fig, Path(path), dpi=110, what="the attractor grid")
+    return fig
 
 
 @torch.no_grad()
-def _decode(map, z, batch_size: int = 32):
+def decode(map, z, batch_size: int = 32):
     parts = [map.decode(z[i:i + batch_size]).float().clamp(0, 1).cpu() for i in range(0, len(z), batch_size)]
     return torch.cat(parts)

@@ -37,7 +37,7 @@ def _same(a: AttractorSet, b: AttractorSet) -> None:
     for name in ("points", "counts", "assignment", "steps", "status", "end_points", "stable"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert torch.equal(a.diagnosis.median_rel_step, b.diagnosis.median_rel_step)
-    assert a.timing["n_evals"] == b.timing["n_evals"]
+    assert a.timing["f_evals"] == b.timing["f_evals"]
 
 
 def test_interrupted_run_resumes_to_the_same_attractors(tmp_path):

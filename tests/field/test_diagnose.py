@@ -9,7 +9,7 @@ import torch
 
 import probe
 from probe.field import diagnose, find_attractors
-from probe.field.iterate import UNCONVERGED
+from probe.field.status import UNCONVERGED
 
 FAST = dict(power_iters=12, probe_points=4)
 
@@ -57,10 +57,11 @@ def test_half_converging_half_cycling_is_mixed():
     assert (r.period[r.status == 1] == 2).all()
 
 
-def test_slow_contraction_is_contractive_but_asks_for_more_steps():
+def test_a_budget_too_short_to_tell_is_undetermined_never_expansive():
     m, _, _ = fm.linear(scale=0.97)
     r = find_attractors(m, n_seeds=8, tol=1e-14, max_steps=40, **FAST)
-    assert r.diagnosis.fractions["converged"] == 0 and r.verdict == "contractive"
+    assert r.diagnosis.fractions["converged"] == 0 and r.verdict == "undetermined"
+    assert r.diagnosis.line.startswith("undetermined (100% of seeds still moving at step 40)")
     assert "raise max_steps" in r.diagnosis.line
 
 

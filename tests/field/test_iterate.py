@@ -8,7 +8,7 @@ import torch
 import probe
 from probe.errors import ProbeError
 from probe.field import iterate
-from probe.field.iterate import CONVERGED, CYCLE, DIVERGED, UNCONVERGED
+from probe.field.status import CONVERGED, CYCLE, DIVERGED, UNCONVERGED
 
 
 def test_linear_contraction_reaches_its_fixed_point_and_stopped_seeds_cost_nothing():

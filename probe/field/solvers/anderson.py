@@ -1,0 +1,7 @@
+"""placeholder"""
+from . import register
+
+
+@register("anderson")
+class Anderson:
+    pass
