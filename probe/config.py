@@ -1,60 +1,49 @@
-"""Configs are frozen dataclasses with the paper's defaults; YAML files fill them.
+"""Configs are frozen dataclasses with the paper's defaults; YAML files and flags fill them.
 
-Every field carries its meaning in ``metadata["help"]``; the CLI maps flags onto
-the same fields, and every result records the resolved config (``asdict``).
+Every field carries its meaning in ``metadata["help"]`` (:func:`field`); the CLI generates its
+flags from :func:`flag_specs`, and every result records the resolved config (``asdict``).
+
+One precedence rule for every field: an explicit flag > the YAML file > the default.
+Values are converted to each field's declared type wherever they come from (YAML 1.1 reads
+``1e-6`` as a string: it is a float here; ``"eight"`` for an int is a :class:`ConfigError`
+naming the field and, for YAML, the line). A config nests others as fields (every probe
+config has ``field: FieldConfig``): its values come as a mapping (``field: {tol: 1e-6}``), as
+dotted keys (``field.tol``), or as flat keys the outer config does not have itself (``tol``).
+
+A YAML file holds the fields at the top level, or one section per command (``run:``,
+``dictionary:`` ... : the config's ``section``); a top-level ``field:`` mapping then applies
+to every command that nests a FieldConfig.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from .errors import ConfigError, ProbeError
 
-from .errors import ProbeError
+__all__ = ["field", "build", "apply", "read_yaml", "yaml_values", "flag_specs", "FlagSpec", "convert",
+           "first_line", "asdict", "help_of", "merge"]
 
 T = TypeVar("T")
 
 
-def field(default: Any, help: str, **kw) -> Any:
-    """A dataclass field with a help text (used by the CLI and the docs)."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def field(default: Any, help: str, *, choices: tuple | None = None, flag: str | None = None, **kw) -> Any:
+    """A dataclass field with a help text; ``choices`` and ``flag`` (e.g. ``"--seeds"``) go to the CLI."""
+    meta = {"help": help, **({"choices": tuple(choices)} if choices else {}), **({"flag": flag} if flag else {})}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ProbeError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from e
-    if not isinstance(data, dict):
-        raise ProbeError(f"config {path} must be a mapping of field: value")
-    return data
-
-
-def build(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
-    """``cls`` from its defaults, then the YAML file at ``path``, then non-None ``overrides``."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    if path is not None:
-        data = read_yaml(path)
-        section = data.get(getattr(cls, "section", ""), None)
-        if isinstance(section, dict):  # a shared file may hold one section per command
-            data = section
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ProbeError(f"config {path}: unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
-                             f"known: {', '.join(sorted(names))}")
-        values.update(data)
-    values.update({k: v for k, v in overrides.items() if v is not None and k in names})
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as e:
-        raise ProbeError(f"bad {cls.__name__}: {e}") from e
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def asdict(cfg: Any) -> dict:
@@ -62,7 +51,343 @@ def asdict(cfg: Any) -> dict:
 
 
 def help_of(cls: type, name: str) -> str:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata.get("help", "")
-    return ""
+    return next((f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name), "")
+
+
+def merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# -- types -------------------------------------------------------------------------------------
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _options(tp: Any) -> tuple[list, bool]:
+    """``int | None`` -> ([int], True)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = list(typing.get_args(tp))
+        return [a for a in args if a is not type(None)], type(None) in args
+    return [tp], tp is type(None)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (list, tuple) or tp in (list, tuple):
+        return "a list"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _one(tp: Any, value: Any) -> Any:
+    """``value`` as ``tp`` or ValueError."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Literal:
+        for choice in typing.get_args(tp):
+            try:
+                if _one(type(choice), value) == choice:
+                    return choice
+            except ValueError:
+                pass
+        raise ValueError
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return int(text)
+            except ValueError:
+                number = float(text)  # 1e3 is an integer; 2.5 and "eight" are not
+                if number.is_integer():
+                    return int(number)
+        raise ValueError
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise ValueError
+    if origin in (list, tuple) or tp in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        args = typing.get_args(tp)
+        elem = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        items = [_one(elem, v) for v in value]
+        return tuple(items) if (origin or tp) is tuple else items
+    if tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise ValueError
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ValueError
+
+
+def convert(tp: Any, value: Any, name: str) -> Any:
+    """``value`` converted to the declared type ``tp`` of the field ``name``; a ConfigError naming it."""
+    options, nullable = _options(tp)
+    if value is None or (nullable and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if nullable:
+            return None
+        raise ConfigError(f"{name} must be {_type_name(options[0])}, got nothing (null)")
+    for option in options:
+        try:
+            return _one(option, value)
+        except (ValueError, TypeError):
+            continue
+    raise ConfigError(f"{name} must be {' or '.join(_type_name(o) for o in options)}, got {value!r}")
+
+
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls) if f.init}
+
+
+def _nested(tp: Any) -> type | None:
+    options, _ = _options(tp)
+    return options[0] if len(options) == 1 and _is_config(options[0]) else None
+
+
+# -- values -> a config --------------------------------------------------------------------------
+def _route(cls: type, values: dict, where: str) -> dict:
+    """Dotted and flat keys of nested configs -> nested mappings; unknown keys are refused."""
+    fields = _fields(cls)
+    out: dict = {}
+    for key, value in values.items():
+        key = str(key)
+        head, dot, rest = key.partition(".")
+        if dot and head in fields and _nested(fields[head][1]):
+            out = merge(out, {head: _route(_nested(fields[head][1]), {rest: value}, where)})
+        elif key in fields:
+            sub = _nested(fields[key][1])
+            if sub is not None and isinstance(value, dict):
+                value = _route(sub, value, f"{where} {key}:")
+            out = merge(out, {key: value}) if isinstance(value, dict) and sub is not None else {**out, key: value}
+        else:
+            owner = next((n for n, (_, tp) in fields.items() if _nested(tp) and key in _fields(_nested(tp))), None)
+            if owner is None:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(fields)}"
+                raise ConfigError(f"{where} unknown setting {key!r} for {cls.__name__}{hint}")
+            out = merge(out, {owner: {key: value}})
+    return out
+
+
+def _typed(cls: type, values: dict, where: str, lines: dict | None = None, prefix: str = "") -> dict:
+    """Every value converted to its field's type (recursively); errors name the field and line."""
+    fields = _fields(cls)
+    out = {}
+    for name, value in values.items():
+        _, tp = fields[name]
+        sub = _nested(tp)
+        if sub is not None and isinstance(value, dict):
+            out[name] = _typed(sub, value, where, lines, f"{prefix}{name}.")
+            continue
+        if sub is not None and not isinstance(value, sub):
+            raise ConfigError(f"{where}: {prefix}{name} must be a mapping of {sub.__name__} settings, got {value!r}")
+        try:
+            out[name] = value if sub is not None else convert(tp, value, prefix + name)
+        except ConfigError as e:
+            line = (lines or {}).get(prefix + name) or (lines or {}).get(name)
+            raise ConfigError(f"{where}{f' line {line}' if line else ''}: {e}" if where else str(e)) from None
+    return out
+
+
+def apply(cls: type[T], base: T | None, values: dict, where: str = "settings:") -> T:
+    """``base`` (default: ``cls()``) with ``values`` (nested, dotted or flat keys) converted and applied."""
+    typed = _typed(cls, _route(cls, values, where), where.rstrip(":"))
+    return _construct(cls, base, typed, where)
+
+
+def _construct(cls: type[T], base: Any, typed: dict, where: str) -> T:
+    changes = {}
+    for name, value in typed.items():
+        sub = _nested(_fields(cls)[name][1])
+        if sub is not None and isinstance(value, dict):
+            value = _construct(sub, getattr(base, name) if base is not None else None, value, where)
+        changes[name] = value
+    try:
+        return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
+    except ConfigError as e:
+        raise ConfigError(f"{where} {first_line(e)}" if where != "settings:" else first_line(e)) from e
+    except (TypeError, ValueError, ProbeError) as e:  # configs that still raise ValueError or ProbeError
+        raise ConfigError(f"{where} bad {cls.__name__}: {first_line(e)}") from e
+
+
+# -- YAML --------------------------------------------------------------------------------------
+def _key_lines(node: Any, prefix: str = "", out: dict | None = None) -> dict:
+    """dotted key -> 1-based line of each key in a composed YAML mapping."""
+    import yaml
+
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = f"{prefix}{key.value}"
+            out.setdefault(name, key.start_mark.line + 1)
+            _key_lines(value, name + ".", out)
+    return out
+
+
+def read_yaml(path: str | Path, with_lines: bool = False) -> Any:
+    """A YAML mapping from ``path`` (with ``{dotted key: line}`` when ``with_lines``); syntax errors name the line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text)) if with_lines else {}
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML ({e.problem or e.context})") from e
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        raise ConfigError(f"config {path} cannot be read as YAML: {first_line(e)}") from e
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of field: value, got {type(data).__name__}")
+    return (data, lines) if with_lines else data
+
+
+def yaml_values(cls: type, path: str | Path, section: str | None = None) -> tuple[dict, dict]:
+    """The values for ``cls`` in the YAML file and their lines: its ``section`` (default ``cls.section``)
+    or the top level; a top-level ``field:`` mapping is shared by every config that nests a FieldConfig."""
+    data, lines = read_yaml(path, with_lines=True)
+    section = section if section is not None else getattr(cls, "section", None)
+    fields = _fields(cls)
+    sections = {k for k, v in data.items() if isinstance(v, dict) and k not in fields}
+    shared = data.get("field") if isinstance(data.get("field"), dict) and "field" in fields else None
+    if section and isinstance(data.get(section), dict) and section not in fields:
+        values, prefix = data[section], section + "."
+    elif sections and section and sections != {"field"}:
+        raise ConfigError(f"config {path} has no '{section}:' section for {cls.__name__} "
+                          f"(sections: {', '.join(sorted(sections))})")
+    elif len(sections) == 1 and not section:
+        (name,) = sections
+        values, prefix = data[name], name + "."
+    else:
+        values, prefix = data, ""
+    if shared is not None and values is not data:
+        values = {**values, "field": merge(shared, values.get("field") or {})}
+    lines = {k[len(prefix):]: v for k, v in lines.items() if k.startswith(prefix)} | (
+        {k: v for k, v in lines.items() if k.startswith("field.")} if shared is not None else {})
+    return values, lines
+
+
+# -- the one entry point -----------------------------------------------------------------------
+def build(cls: type[T], path: str | Path | None = None, section: str | None = None, **overrides: Any) -> T:
+    """``cls`` from its defaults, then the YAML file at ``path``, then the non-None ``overrides``
+    (flat, dotted or nested keys: explicit flags). Every value is converted to its field's type."""
+    typed: dict = {}
+    if path is not None:
+        values, lines = yaml_values(cls, path, section)
+        where = f"config {path}:"
+        typed = _typed(cls, _route(cls, values, where), f"config {path}", lines)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        typed = merge(typed, _typed(cls, _route(cls, given, "settings:"), ""))
+    return _construct(cls, None, typed, f"config {path}:" if path is not None else "settings:")
+
+
+# -- flags -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class FlagSpec:
+    """One command-line flag of a config field (nested fields included)."""
+
+    flag: str                 #: "--max-steps" (``metadata["flag"]`` overrides, e.g. "--seeds")
+    path: tuple[str, ...]     #: ("field", "max_steps"): where the value goes (``build(**{".".join(path): v})``)
+    type: Any                 #: the declared type, e.g. ``int | None``
+    kind: str                 #: "bool" (--x / --no-x), "list" (comma separated) or "value"
+    help: str
+    choices: tuple | None
+    default: Any              #: the dataclass default (flags themselves default to None: not given)
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+    def parse(self, text: str) -> Any:
+        """The flag's text as the field's type; a ConfigError naming the flag and the field."""
+        try:
+            value = convert(self.type, text, self.dest)
+        except ConfigError as e:
+            raise ConfigError(f"{self.flag}: {first_line(e)}") from None
+        if self.choices is not None and value not in self.choices and value is not None:
+            raise ConfigError(f"{self.flag}: {self.dest} must be one of {', '.join(map(str, self.choices))}, "
+                              f"got {text!r}")
+        return value
+
+    def argparse_type(self):
+        """``parse`` for ``argparse`` (which reports ArgumentTypeError as ``argument --x: message``)."""
+        import argparse
+
+        def parse(text: str) -> Any:
+            try:
+                return self.parse(text)
+            except ConfigError as e:
+                raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+
+        parse.__name__ = self.dest
+        return parse
+
+
+def flag_specs(cls: type, prefix: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> Iterator[FlagSpec]:
+    """One FlagSpec per field of ``cls`` and of its nested configs (outer names win a clash: the
+    nested one becomes ``--<outer>-<name>``)."""
+    fields = _fields(cls)
+    outer = set(fields)
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else
+                         f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+                for f, _ in fields.values()}
+    for name, (f, tp) in fields.items():
+        if name in skip:
+            continue
+        sub = _nested(tp)
+        if sub is not None:
+            for spec in flag_specs(sub, (*prefix, name), skip):
+                if spec.path[-1] in outer and not f.metadata.get("flag"):
+                    spec = dataclasses.replace(spec, flag=f"--{name}-{spec.flag[2:]}")
+                yield spec
+            continue
+        options, _ = _options(tp)
+        base = options[0] if len(options) == 1 else tp
+        origin = typing.get_origin(base)
+        choices = f.metadata.get("choices") or (typing.get_args(base) if origin is typing.Literal else None)
+        kind = "bool" if base is bool else "list" if origin in (list, tuple) or base in (list, tuple) else "value"
+        yield FlagSpec(flag=f.metadata.get("flag") or "--" + name.replace("_", "-"), path=(*prefix, name), type=tp,
+                       kind=kind, help=f.metadata.get("help", ""), choices=tuple(choices) if choices else None,
+                       default=defaults[name])
