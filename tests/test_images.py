@@ -70,3 +70,40 @@ def test_grid_and_round_trip_through_png(tmp_path):
         grid(imgs, labels=["a"])
     with pytest.raises(ProbeError, match="cannot read image"):
         load_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic", "lanczos", "nearest"])
+def test_resize_methods_keep_dtype_range_and_batch(method):
+    from probe.images import resize
+
+    x = torch.rand(3, 1, 12, 12)
+    y = resize(x, 6, method)
+    assert y.shape == (3, 1, 6, 6) and y.dtype == torch.float32 and 0 <= float(y.min()) and float(y.max()) <= 1
+    u = resize((x * 255).round().to(torch.uint8), 6, method)
+    assert u.dtype == torch.uint8
+    torch.testing.assert_close(u.float() / 255, y, atol=2 / 255, rtol=0)  # uint8 path: rounding only
+    flat = torch.full((2, 3, 9, 9), 0.25)
+    torch.testing.assert_close(resize(flat, (4, 5), method), torch.full((2, 3, 4, 5), 0.25), atol=1e-6, rtol=0)
+
+
+def test_resize_nearest_upscale_and_none():
+    from probe.images import resize
+
+    x = torch.arange(4.0).view(1, 1, 2, 2) / 4
+    assert torch.equal(resize(x, 4, "nearest")[0, 0, :2, :2], torch.full((2, 2), 0.0))
+    assert resize(x, 2, "none") is not None  # the right size passes
+    with pytest.raises(ProbeError, match="resize is 'none'"):
+        resize(x, 4, "none")
+    with pytest.raises(ProbeError, match="unknown resize 'area'"):
+        resize(x, 4, "area")
+
+
+def test_one_rgb_to_gray_rule():
+    from probe.images import LUMA, to_channels
+
+    x = torch.rand(4, 3, 2, 2)
+    assert to_channels(x, 1).shape == (4, 1, 2, 2) and to_channels(x[:, :1], 3).shape == (4, 3, 2, 2)
+    u = (x * 255).round().to(torch.uint8)
+    torch.testing.assert_close(to_channels(u, 1).float(), (u.float() * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True).round())
+    with pytest.raises(ProbeError, match="must have 3 channels"):
+        to_channels(torch.rand(4, 2, 2, 2), 3)

@@ -134,29 +134,33 @@ def _sklearn_photo(name: str) -> np.ndarray:
     return load_sample_image(name)
 
 
-def _pictures(set_name: str, items: list[tuple[str, Callable[[], np.ndarray]]], split, n, seed, resolution):
+def _pictures(set_name: str, items: list[tuple[str, Callable[[], np.ndarray]]], split, n, seed, resolution,
+              resize: str = "bilinear"):
     """Pictures of different sizes: centre-cropped and resized one by one to a common size."""
     pick_split(set_name, split, {"test": None, "all": None})
     keep = subset_indices(len(items), n, seed) if n is not None else np.arange(len(items))
     res = resolution or PHOTO_RESOLUTION
-    imgs = [resize_images(as_nchw(items[i][1]()[None]), res) for i in keep]
+    imgs = [resize_images(as_nchw(items[i][1]()[None]), res, filter=resize) for i in keep]
     imgs = [im.expand(-1, 3, -1, -1) for im in imgs]  # grey photographs (camera, coins) as RGB
     ops = ([f"subset(n={n}, seed={seed})"] if n is not None else []) + \
-        [f"resize({res}, mode=center-crop, filter=bilinear)"]
+        [f"resize({res}, mode=center-crop, filter={resize})"]
     return ImageSet(torch.cat(imgs).contiguous(), None, None, name=set_name,
                     source=", ".join(items[i][0] for i in keep), split=split,
                     indices=torch.from_numpy(keep.astype(np.int64)), ops=ops)
 
 
-def photos(split, n, seed, resolution):
+def photos(split, n, seed, resolution, resize="bilinear"):
     items = [(f"sklearn:{f}", functools.partial(_sklearn_photo, f)) for f in PHOTOS["sklearn"]]
     items += [(f"skimage:{f}", functools.partial(_skimage, f)) for f in PHOTOS["skimage"]]
-    return _pictures("photos", items, split, n, seed, resolution)
+    return _pictures("photos", items, split, n, seed, resolution, resize)
 
 
-def textures(split, n, seed, resolution):
+def textures(split, n, seed, resolution, resize="bilinear"):
     items = [(f"skimage:{f}", functools.partial(_skimage, f)) for f in TEXTURES]
-    return _pictures("textures", items, split, n, seed, resolution)
+    return _pictures("textures", items, split, n, seed, resolution, resize)
+
+
+photos.takes_resize = textures.takes_resize = True
 
 
 def lfw(split, n, seed, resolution):

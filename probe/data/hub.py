@@ -78,7 +78,7 @@ def _columns(ds, what: str) -> tuple[str, str | None, list[str] | None]:
 
 
 def from_hf(ds, *, name: str, source: str, split: str, n: int | None = None, seed: int = 0,
-            resolution: int | None = None) -> ImageSet:
+            resolution: int | None = None, resize: str = "bilinear") -> ImageSet:
     """An ImageSet from a ``datasets.Dataset`` (the subset is taken before any image is decoded)."""
     image_col, label_col, classes = _columns(ds, name)
     keep = subset_indices(len(ds), n, seed) if n is not None else np.arange(len(ds))
@@ -90,7 +90,7 @@ def from_hf(ds, *, name: str, source: str, split: str, n: int | None = None, see
 
         return lambda: v if isinstance(v, Image.Image) else Image.fromarray(np.asarray(v, dtype=np.uint8))
 
-    images, ops = stack_pictures([getter(v) for v in pictures], resolution, name)
+    images, ops = stack_pictures([getter(v) for v in pictures], resolution, name, resize)
     labels = None
     if label_col is not None:
         raw = list(rows[label_col])
@@ -106,7 +106,7 @@ def from_hf(ds, *, name: str, source: str, split: str, n: int | None = None, see
 
 def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int | None = None, seed: int = 0,
             resolution: int | None = None, data_files=None, data_dir: str | None = None,
-            cache_dir: str | None = None) -> ImageSet:
+            cache_dir: str | None = None, resize: str = "bilinear") -> ImageSet:
     """``datasets.load_dataset(path, config, ...)`` as an ImageSet.
 
     ``path`` is a Hub name or a builder (``parquet``, ``imagefolder``) with ``data_files`` /
@@ -148,4 +148,4 @@ def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int
         raise ProbeError(f"cannot load dataset {path!r}{f' ({config})' if config else ''}: {msg}") from e
     source = f"hf:{path}" + (f":{config}" if config else "") + (f" ({where})" if local else "")
     name = Path(where).stem if local else path
-    return from_hf(ds, name=name, source=source, split=used, n=n, seed=seed, resolution=resolution)
+    return from_hf(ds, name=name, source=source, split=used, n=n, seed=seed, resolution=resolution, resize=resize)

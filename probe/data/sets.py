@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ProbeError
+from ..images import RESIZE_HELP, check_resize
 from .arrays import load_npz
 from .builtin import BUILTIN
 from .folder import IMAGE_SUFFIXES, load_folder
@@ -34,13 +35,13 @@ def _hf(spec: str, **kw) -> ImageSet:
 
 
 def load_images(spec: str | Path, split: str = "test", n: int | None = None, seed: int = 0,
-                resolution: int | None = None, channels: int | None = None) -> ImageSet:
+                resolution: int | None = None, channels: int | None = None, resize: str = "bilinear") -> ImageSet:
     """Load an image set as uint8 ``[N, C, H, W]``.
 
     ``spec``: {help}. ``n`` keeps a reproducible random subset (``default_rng(seed)``; the paper
-    uses 500 random test images); ``resolution`` centre-crops to a square and resizes (Lanczos);
-    ``channels`` converts (3 -> 1 is luminance, 1 -> 3 repeats grey). Asking for more images than
-    the set holds is an error.
+    uses 500 random test images); ``resolution`` centre-crops to a square and resizes with
+    ``resize`` ({resize}); ``channels`` converts (3 -> 1 is luminance, 1 -> 3 repeats grey).
+    Asking for more images than the set holds is an error.
     """
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ProbeError(f"n must be a positive integer, got {n!r}")
@@ -48,12 +49,14 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
         raise ProbeError(f"channels must be 1 or 3, got {channels!r}")
     if resolution is not None and (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1):
         raise ProbeError(f"resolution must be a positive integer, got {resolution!r}")
-    kw = dict(split=split, n=n, seed=seed, resolution=resolution)
+    check_resize(resize)
+    kw = dict(split=split, n=n, seed=seed, resolution=resolution, resize=resize)
     key = str(spec).strip()
     path = Path(key).expanduser()
     if key.lower() in BUILTIN:
         loader = BUILTIN[key.lower()][0]
         extra = {"channels": channels} if getattr(loader, "takes_channels", False) else {}
+        extra.update({"resize": resize} if getattr(loader, "takes_resize", False) else {})
         images = loader(split, n, seed, resolution, **extra)
     elif key.startswith("hf:"):
         images = _hf(key, **kw)
@@ -77,8 +80,8 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
     if channels is not None:
         images = images.to_channels(channels)
     if resolution is not None:
-        images = images.resize(resolution)
+        images = images.resize(resolution, filter=resize)
     return images
 
 
-load_images.__doc__ = load_images.__doc__.replace("{help}", SPEC_HELP)
+load_images.__doc__ = load_images.__doc__.replace("{help}", SPEC_HELP).replace("{resize}", RESIZE_HELP)

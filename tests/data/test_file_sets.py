@@ -125,3 +125,21 @@ def test_no_network_fails_fast_without_retries(monkeypatch, hf_cache):
     monkeypatch.setattr(socket.socket, "connect", unreachable)
     with pytest.raises(ProbeError, match="'someone/places365-xyz'.*unreachable"):
         load_images("hf:someone/places365-xyz")
+
+
+def test_load_images_resize_option(tmp_path):
+    from PIL import Image as PILImage
+
+    from probe.data import load_images
+
+    for i in range(3):
+        PILImage.fromarray((np.random.default_rng(i).random((20, 30, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    near = load_images(tmp_path, resolution=10, resize="nearest")
+    bil = load_images(tmp_path, resolution=10)
+    assert near.images.shape == bil.images.shape == (3, 3, 10, 10)
+    assert "filter=nearest" in near.ops[-1] and "filter=bilinear" in bil.ops[-1]
+    assert not torch.equal(near.images, bil.images)
+    with pytest.raises(ProbeError, match="resize is 'none'"):
+        load_images(tmp_path, resolution=10, resize="none")
+    with pytest.raises(ProbeError, match="unknown resize"):
+        load_images(tmp_path, resize="area")
