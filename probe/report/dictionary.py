@@ -1,0 +1,104 @@
+"""The dictionary probe (paper section 4.1): tables, the sparsity curve, reconstructions."""
+from __future__ import annotations
+
+from . import html as H
+from .context import model_facts
+from .figures import figure_uri, image_uri, new_figure
+from .generic import rows_table
+
+AE = "autoencoder"
+METRIC_LABELS = {"mse": "pixel MSE (images in [0, 1])", "psnr": "PSNR (dB)",
+                 "latent_rel": "relative latent error ||z - ẑ|| / ||z||"}
+
+
+def _md(report, name: str, *args, **kw) -> str:
+    fn = getattr(report, name, None)
+    return H.markdown(fn(*args, **kw)) if callable(fn) else ""
+
+
+def section(found, ctx) -> str:
+    r, meta = found.result, found.meta
+    parts = [f'<p class="verdict">{H.esc(r.header())}</p>']
+    metrics = ["mse", "psnr", "latent_rel"]
+    parts.append(_md(r, "verdict_markdown"))
+    parts.append(H.img(figure_uri(sparsity_figure(r, model_facts(meta).get("name", "?"), "mse")), "MSE by basis and sparsity",
+                       caption="Pixel MSE of the sparse codes (mean with 95% interval over the images) for each "
+                               "coder and basis; the dotted line is the autoencoder's own reconstruction D(E(x))."))
+    for metric in metrics:
+        try:
+            parts.append(H.details(f"Table: {metric}", _md(r, "to_markdown", metric=metric, header=False),
+                                   open=metric == "mse"))
+        except Exception:  # a metric this report did not measure
+            continue
+    if len(r.sparsities) > 1:
+        parts.append(H.details("Sparsity sweep table", _md(r, "sweep_markdown")))
+    parts.append("<h3>Reconstructions</h3>" + reconstructions(r))
+    pca = "; ".join(f"{d}: {info.get('pca_fit')}" for d, info in r.datasets.items())
+    parts.append(H.note(f"PCA fit: {pca}."))
+    parts.append(H.details("All numbers (one row per dataset x basis x coder x sparsity x metric)", rows_table(r)))
+    parts.append(H.settings(meta))
+    return "\n".join(p for p in parts if p)
+
+
+def _label(r, basis: str) -> str:
+    fn = getattr(r, "label", None)
+    return fn(basis) if callable(fn) else basis
+
+
+def sparsity_figure(r, name: str, metric: str = "mse"):
+    names = list(r.datasets)
+    fig = new_figure(4.6 * max(1, len(names)), 4.4)
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
+    sweep = len(r.sparsities) > 1
+    for ax, d in zip(axes, names):
+        floor = r.stat(d, AE, metric=metric).mean
+        if sweep:
+            xs = [100 * s for s in r.sparsities]
+            for c in r.coders:
+                for b in r.bases:
+                    st = [r.stat(d, b, c, s, metric) for s in r.sparsities]
+                    ax.errorbar(xs, [t.mean for t in st], yerr=[t.half for t in st], marker="o", ms=4, capsize=3,
+                                ls="-" if c == "omp" else "--", label=f"{c} · {_label(r, b)}")
+            ax.set_xscale("log")
+            ax.set_xlabel("sparsity (% of atoms non-zero, log scale)")
+        else:
+            s = r.sparsities[0] if r.sparsities else None
+            bars = [(c, b, r.stat(d, b, c, s, metric)) for c in r.coders for b in r.bases]
+            for j, (c, b, st) in enumerate(bars):
+                ax.bar(j, st.mean, yerr=st.half, capsize=4, color=f"C{r.bases.index(b)}",
+                       hatch="" if c == "omp" else "//", label=f"{c} · {_label(r, b)}")
+            ax.set_xticks(range(len(bars)), [f"{c}\n{_label(r, b)}" for c, b, _ in bars], fontsize=8)
+            ax.set_xlabel(f"coder · basis at {100 * float(s):.3g}% sparsity" if s is not None else "coder · basis")
+        ax.axhline(floor, color="gray", ls=":", label=f"{AE} D(E(x)) = {floor:.3g}")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(f"{d} (n={r.datasets[d].get('n')})", fontsize=10)
+        ax.legend(fontsize=7)
+    a = r.attractors
+    fig.suptitle(f"{name}: {a.get('n_atoms')} {a.get('atoms_are')} as atoms, {r.config.get('n_images')} "
+                 f"images per set, coder {r.config.get('coder')}", fontsize=10)
+    return fig
+
+
+def _examples(r, d: str, row: str):
+    ex = r.examples
+    return ex.get(f"{d}|{row}", ex.get((d, row)))
+
+
+def reconstructions(r) -> str:
+    """Per dataset, a table: rows original / autoencoder / each basis, columns the example images."""
+    out = []
+    coder = r.coders[0] if r.coders else ""
+    s = r.config.get("sparsity")
+    for d in r.datasets:
+        rows = [(name, _examples(r, d, name)) for name in ["original", AE, *r.bases]]
+        rows = [(n, x) for n, x in rows if x is not None]
+        if not rows:
+            continue
+        body = []
+        for name, x in rows:
+            label = name if name in ("original", AE) else f"{_label(r, name)} ({coder}, {100 * float(s):.3g}%)"
+            cells = "".join(f'<td><img class="px" src="{image_uri(im)}" alt="{H.esc(name)}" style="width:72px"></td>'
+                            for im in x)
+            body.append(f"<tr><th>{H.esc(label)}</th>{cells}</tr>")
+        out.append(f"<table><caption>{H.esc(d)}: originals and their reconstructions</caption>{''.join(body)}</table>")
+    return "\n".join(out) or H.note("This report holds no example images.")

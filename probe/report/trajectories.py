@@ -1,0 +1,90 @@
+"""Film strips: decoded states along a few trajectories, re-run from the set's own seeds.
+
+Gaussian seeds are drawn in fixed blocks from ``(seed, block)`` (field/seeds.py), so seed ``i``
+of a saved set is rebuilt exactly and iterated again with the set's own tol and max_steps,
+every ``k``-th state recorded. Each strip ends with a check that the re-run stopped where the
+saved run did (cosine of the two end points), so the pictures are of the run on the page.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import html as H
+from .figures import decode, image_uri
+from .read import first_line
+
+FRAMES = 10  # states per strip, besides the first and the last
+
+
+def seeds_of(aset, m):
+    """(idx -> z0 [len(idx), *shape], or None, and why not)."""
+    c = aset.config
+    how = c.get("seeds", c.get("seed_dist", "normal"))
+    if how != "normal":
+        return None, (f"the seeds were {how!r} (encoded images or data-matched noise), which the saved set does "
+                      f"not hold; only Gaussian seeds can be rebuilt")
+    if m is None:
+        return None, "no model to decode them"
+    from ..field.seeds import gaussian_seeds
+
+    shape = tuple(aset.end_points.shape[1:])
+    n, seed = int(c.get("n_seeds", len(aset.status))), int(c.get("seed", 0))
+    if n != len(aset.status):
+        return None, f"the config says {n} seeds but the set holds {len(aset.status)}"
+
+    def rebuild(idx):
+        return torch.cat([gaussian_seeds(n, shape, seed, int(i), int(i) + 1) for i in idx])
+    return rebuild, ""
+
+
+def pick_seeds(aset, n: int) -> list[tuple[int, str]]:
+    """The first seed of each of the largest basins, then one seed per other way of ending."""
+    from ..field.iterate import STATUS
+
+    out = []
+    for k in range(min(len(aset), n)):
+        i = int((aset.assignment == k).nonzero().flatten()[0])
+        out.append((i, f"into attractor #{k}"))
+    for code, name in enumerate(STATUS):
+        if name == "converged" or len(out) >= n + 1:
+            continue
+        hit = (aset.status == code).nonzero().flatten()
+        if len(hit):
+            out.append((int(hit[0]), name))
+    if not out and len(aset.status):
+        out.append((0, "seed 0"))
+    return out[: max(n, 1) + 1]
+
+
+def film_strips(aset, m, n: int) -> str:
+    seeds, why = seeds_of(aset, m)
+    if seeds is None:
+        return H.warn(f"No film strips: {why}.")
+    picks = pick_seeds(aset, n)
+    idx = torch.tensor([i for i, _ in picks])
+    longest = int(aset.steps[idx].max())
+    every = max(1, math.ceil(longest / FRAMES))
+    c = aset.config
+    try:
+        from ..field import iterate
+
+        traj = iterate(m, seeds(idx), tol=c.get("tol"), max_steps=c.get("max_steps"), rtol=c.get("rtol"),
+                       record=True, record_every=every)
+    except Exception as e:  # the engine is another owner's: a failure here costs only the strips
+        return H.warn(f"No film strips: iterating the seeds again failed ({first_line(e)}).")
+    out = [H.note(f"Seeds rebuilt from (seed {c.get('seed')}, index) and iterated again with tol {c.get('tol')} "
+                  f"and max_steps {c.get('max_steps')}; every {every}-th state is decoded.")]
+    for row, (i, label) in enumerate(picks):
+        states = traj.path[row, : int(traj.path_len[row])]
+        steps = [min(j * every, int(traj.steps[row])) for j in range(len(states))]
+        images = decode(m, states)
+        tiles = [(image_uri(x), f"t={t}") for x, t in zip(images, steps)]
+        end = aset.end_points[i].flatten().float()
+        again = traj.z[row].flatten().float()
+        cos = float(torch.nn.functional.cosine_similarity(end, again, dim=0))
+        check = (f"re-run: {int(traj.steps[row])} steps (saved run: {int(aset.steps[i])}), end point cosine "
+                 f"{cos:.6f} to the saved one")
+        out.append(f"<p><b>seed {i}</b> ({H.esc(label)}); {H.esc(check)}</p>" + H.gallery(tiles, size=84, cls="strip"))
+    return "\n".join(out)
