@@ -88,11 +88,50 @@ def _type_name(tp: Any) -> str:
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
+def _to_int(value: Any) -> int:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)  # 1e3 is an integer; 2.5 and "eight" are not
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, bool):
+        return value
+    raise ValueError
+
+
+def _number_or_text(tp: type, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError
+    return tp(value.strip() if isinstance(value, str) and tp is float else value)
+
+
+_SCALARS = {int: _to_int, bool: _to_bool, float: lambda v: _number_or_text(float, v),
+            str: lambda v: _number_or_text(str, v),
+            Path: lambda v: Path(v) if isinstance(v, (str, Path)) else _raise()}
+
+
+def _raise() -> Any:
+    raise ValueError
+
+
 def _one(tp: Any, value: Any) -> Any:
-    """``value`` as ``tp`` or ValueError."""
+    """``value`` as ``tp``, or ValueError."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
+    if tp in _SCALARS:
+        return _SCALARS[tp](value)
     if origin is typing.Literal:
         for choice in typing.get_args(tp):
             try:
@@ -101,55 +140,17 @@ def _one(tp: Any, value: Any) -> Any:
             except ValueError:
                 pass
         raise ValueError
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValueError
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return int(text)
-            except ValueError:
-                number = float(text)  # 1e3 is an integer; 2.5 and "eight" are not
-                if number.is_integer():
-                    return int(number)
-        raise ValueError
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            return float(value.strip())
-        raise ValueError
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError
-    if tp is Path:
-        if isinstance(value, (str, Path)):
-            return Path(value)
-        raise ValueError
     if origin in (list, tuple) or tp in (list, tuple):
         if isinstance(value, str):
             value = [v for v in (s.strip() for s in value.split(",")) if v]
         if not isinstance(value, (list, tuple)):
             raise ValueError
         args = typing.get_args(tp)
-        elem = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        elem = args[0] if args else Any
         items = [_one(elem, v) for v in value]
         return tuple(items) if (origin or tp) is tuple else items
-    if tp is dict or origin is dict:
-        if isinstance(value, dict):
-            return value
-        raise ValueError
+    if (tp is dict or origin is dict) and isinstance(value, dict):
+        return value
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise ValueError
@@ -181,6 +182,11 @@ def _nested(tp: Any) -> type | None:
 
 
 # -- values -> a config --------------------------------------------------------------------------
+def _say(where: str, message: str, line: int | None = None) -> ConfigError:
+    """``config FILE line N: message`` (just ``message`` for values from flags or code)."""
+    return ConfigError(f"{where}{f' line {line}' if line else ''}: {message}" if where else message)
+
+
 def _route(cls: type, values: dict, where: str) -> dict:
     """Dotted and flat keys of nested configs -> nested mappings; unknown keys are refused."""
     fields = _fields(cls)
@@ -193,14 +199,14 @@ def _route(cls: type, values: dict, where: str) -> dict:
         elif key in fields:
             sub = _nested(fields[key][1])
             if sub is not None and isinstance(value, dict):
-                value = _route(sub, value, f"{where} {key}:")
+                value = _route(sub, value, where)
             out = merge(out, {key: value}) if isinstance(value, dict) and sub is not None else {**out, key: value}
         else:
             owner = next((n for n, (_, tp) in fields.items() if _nested(tp) and key in _fields(_nested(tp))), None)
             if owner is None:
                 close = difflib.get_close_matches(key, list(fields), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(fields)}"
-                raise ConfigError(f"{where} unknown setting {key!r} for {cls.__name__}{hint}")
+                raise _say(where, f"unknown setting {key!r} for {cls.__name__}{hint}")
             out = merge(out, {owner: {key: value}})
     return out
 
@@ -216,18 +222,18 @@ def _typed(cls: type, values: dict, where: str, lines: dict | None = None, prefi
             out[name] = _typed(sub, value, where, lines, f"{prefix}{name}.")
             continue
         if sub is not None and not isinstance(value, sub):
-            raise ConfigError(f"{where}: {prefix}{name} must be a mapping of {sub.__name__} settings, got {value!r}")
+            raise _say(where, f"{prefix}{name} must be a mapping of {sub.__name__} settings, got {value!r}")
         try:
             out[name] = value if sub is not None else convert(tp, value, prefix + name)
         except ConfigError as e:
-            line = (lines or {}).get(prefix + name) or (lines or {}).get(name)
-            raise ConfigError(f"{where}{f' line {line}' if line else ''}: {e}" if where else str(e)) from None
+            raise _say(where, str(e), (lines or {}).get(prefix + name) or (lines or {}).get(name)) from None
     return out
 
 
-def apply(cls: type[T], base: T | None, values: dict, where: str = "settings:") -> T:
-    """``base`` (default: ``cls()``) with ``values`` (nested, dotted or flat keys) converted and applied."""
-    typed = _typed(cls, _route(cls, values, where), where.rstrip(":"))
+def apply(cls: type[T], base: T | None, values: dict, where: str = "") -> T:
+    """``base`` (default: ``cls()``) with ``values`` (nested, dotted or flat keys) converted and applied;
+    ``where`` (e.g. ``"config FILE"``) starts the error messages."""
+    typed = _typed(cls, _route(cls, values, where), where)
     return _construct(cls, base, typed, where)
 
 
@@ -241,9 +247,9 @@ def _construct(cls: type[T], base: Any, typed: dict, where: str) -> T:
     try:
         return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
     except ConfigError as e:
-        raise ConfigError(f"{where} {first_line(e)}" if where != "settings:" else first_line(e)) from e
+        raise _say(where, first_line(e)) from e
     except (TypeError, ValueError, ProbeError) as e:  # configs that still raise ValueError or ProbeError
-        raise ConfigError(f"{where} bad {cls.__name__}: {first_line(e)}") from e
+        raise _say(where, f"bad {cls.__name__}: {first_line(e)}") from e
 
 
 # -- YAML --------------------------------------------------------------------------------------
@@ -313,14 +319,14 @@ def build(cls: type[T], path: str | Path | None = None, section: str | None = No
     """``cls`` from its defaults, then the YAML file at ``path``, then the non-None ``overrides``
     (flat, dotted or nested keys: explicit flags). Every value is converted to its field's type."""
     typed: dict = {}
+    where = f"config {path}" if path is not None else ""
     if path is not None:
         values, lines = yaml_values(cls, path, section)
-        where = f"config {path}:"
-        typed = _typed(cls, _route(cls, values, where), f"config {path}", lines)
+        typed = _typed(cls, _route(cls, values, where), where, lines)
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
-        typed = merge(typed, _typed(cls, _route(cls, given, "settings:"), ""))
-    return _construct(cls, None, typed, f"config {path}:" if path is not None else "settings:")
+        typed = merge(typed, _typed(cls, _route(cls, given, ""), ""))
+    return _construct(cls, None, typed, where)
 
 
 # -- flags -------------------------------------------------------------------------------------
