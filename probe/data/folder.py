@@ -89,4 +89,12 @@ def load_folder(path: str | Path, *, split: str = "test", n: int | None = None, 
     return ImageSet(images, None if labels is None else torch.tensor([labels[i] for i in keep]), classes,
                     name=Path(path).stem, source=str(folder), split=split,
                     indices=torch.from_numpy(keep.astype(np.int64)),
-                    ops=([f"subset(n={n}, seed={seed})"] if n is not None else []) + ops)
+                    ops=([f"subset(n={n}, seed={seed})"] if n is not None else []) + ops,
+                    names=[_name(files[i], folder) for i in keep])
+
+
+def _name(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder)) if folder.is_dir() else path.name
+    except ValueError:
+        return path.name

@@ -98,6 +98,7 @@ class ImageSet:
     split: str = ""
     indices: Tensor | None = None
     ops: list[str] = field(default_factory=list)
+    names: list[str] | None = None  #: [N] where each image came from (file path in a folder), when known
 
     def __post_init__(self):
         if not isinstance(self.images, Tensor) or self.images.dtype != torch.uint8 or self.images.dim() != 4 \
@@ -114,6 +115,10 @@ class ImageSet:
             self.indices = torch.arange(n, dtype=torch.int64)
         if self.classes is not None:
             self.classes = [str(c) for c in self.classes]
+        if self.names is not None:
+            self.names = [str(v) for v in self.names]
+            if len(self.names) != n:
+                raise ProbeError(f"{self.name}: {len(self.names)} names for {n} images")
 
     # -- basics ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -148,7 +153,8 @@ class ImageSet:
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64).reshape(-1)
         return self._with(f"take({len(idx)})", images=self.images[idx].contiguous(),
                           labels=None if self.labels is None else self.labels[idx],
-                          indices=self.indices[idx])
+                          indices=self.indices[idx],
+                          names=None if self.names is None else [self.names[int(i)] for i in idx])
 
     def subset(self, n: int, seed: int = 0) -> "ImageSet":
         """``n`` images chosen at random, reproducibly (see :func:`subset_indices`)."""

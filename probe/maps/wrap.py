@@ -97,16 +97,25 @@ def _encode_blank(encode, channels: int, size: int, device, dtype) -> tuple[int,
     return tuple(int(v) for v in z.shape[1:])
 
 
-def infer_latent_shape(encode, image_size: int, channels: int | None, device, dtype) -> tuple[tuple[int, ...], int]:
-    """(latent shape, channels) from encoding a blank image; unknown channels try 3, then 1."""
-    tried = []
+def infer_latent_shape(encode, image_size: int, channels: int | None, device, dtype,
+                       decode=None) -> tuple[tuple[int, ...], int]:
+    """(latent shape, channels) from encoding a blank image. Unknown channels: those of the image
+    that ``decode`` returns, else the first of 3, 1 that the encoder takes without changing the batch."""
+    tried, found = [], []
     for c in ([channels] if channels else [3, 1]):
         try:
-            return _encode_blank(encode, c, image_size, device, dtype), c
+            found.append((_encode_blank(encode, c, image_size, device, dtype), c))
         except Exception as e:  # noqa: BLE001 - the user's model may raise anything on the wrong input
             tried.append(f"{c} channel{'s' * (c != 1)}: {type(e).__name__}: {_one_line(e)}")
-    raise ProbeError(f"encoding a blank {image_size}x{image_size} image failed ({'; '.join(tried)}); "
-                     f"give image_size / channels (--image-size, --channels) that the model takes")
+    if not found:
+        raise ProbeError(f"encoding a blank {image_size}x{image_size} image failed ({'; '.join(tried)}); "
+                         f"give image_size / channels (--image-size, --channels) that the model takes")
+    if len(found) > 1 and decode is not None:
+        for shape, c in found:
+            image = infer_image(decode, shape, device, dtype)
+            if image is not None and image[0] == c:
+                return shape, c
+    return found[0]
 
 
 @torch.no_grad()
@@ -143,7 +152,7 @@ def wrap(encode: Callable[[Tensor], Tensor], decode: Callable[[Tensor], Tensor],
     if latent_shape is None:
         if image_size is None:
             raise ProbeError("wrap needs latent_shape, or image_size to find it by encoding a blank image")
-        latent_shape, image_channels = infer_latent_shape(encode, image_size, image_channels, device, dtype)
+        latent_shape, image_channels = infer_latent_shape(encode, image_size, image_channels, device, dtype, decode)
     if check and (image_channels is None or (image_size is None and not callable(latent_shape))):
         shape = latent_shape(PROBE_RESOLUTION) if callable(latent_shape) else latent_shape
         found = infer_image(decode, shape, device, dtype)

@@ -105,6 +105,6 @@ def test_wrap_never_changes_the_batch_size():
 
 def test_wrap_finds_the_latent_shape_from_a_blank_image():
     m = probe.wrap(lambda x: x.flatten(1)[:, :5], lambda z: z.new_zeros(len(z), 1, 4, 4), None, image_size=4)
-    assert m.latent_shape() == (5,) and m.image_channels == 3
+    assert m.latent_shape() == (5,) and m.image_channels == 1  # the channels the decoder returns
     with pytest.raises(ProbeError, match="latent_shape, or image_size"):
         probe.wrap(lambda x: x, lambda z: z)

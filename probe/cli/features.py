@@ -1,0 +1,71 @@
+"""``probe features SPEC --images DIR --feature K``: which inputs does latent feature K capture?
+
+Ranks the images by their activation of K (a latent channel for spatial latents, a coordinate
+for vector latents), iterates each to its attractor, and for the basins whose attractor has the
+highest K shows the images that flow in, the decoded attractor, and the decoded attractor with K
+set to zero and to its largest value. Writes, under ``--out``: ``features.png`` (the labelled
+gallery), ``features.csv`` (image -> rank -> activation of K -> attractor -> K at the attractor),
+the FeatureReport (``meta.json`` + ``tensors.safetensors``; ``probe.result.load_result(OUT)``) and
+``manifest.json``.
+
+    probe features my_models.py:build --images scans/ --feature 7 --image-size 64 --channels 1
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..config import asdict
+from . import flags
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(subparsers) -> None:
+    from ..probes.features import FeaturesConfig
+
+    p = subparsers.add_parser("features", help="which images does latent feature K capture (via their attractors)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add_model_flags(p)
+    p.add_argument("--images", required=True, help="image set: a folder, a .npz, or a built-in name (fashion-mnist ...)")
+    flags.add_config_flags(p, FeaturesConfig)
+    flags.add_field_flags(p, FeaturesConfig().field, skip=("n_seeds", "seed_dist"))
+    flags.add_data_flags(p)
+    flags.add_output_flags(p, "features-out/<model>")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..data import load_images
+    from ..probes.features import FeatureReport, FeaturesConfig, find_feature_images
+
+    cfg = flags.config_from_args(FeaturesConfig, args)
+    m = flags.load_model(args, args.spec, cfg.field)
+    out = flags.resolve_out(args, "features", args.spec)
+    size = m.image_size or cfg.field.resolution or m.default_resolution()
+    images = load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=size,
+                         channels=m.image_channels if m.image_channels in (1, 3) else None,
+                         **flags.image_options(args))
+    resolved = {**asdict(cfg), "field": asdict(cfg.field.resolve(m))}
+    settings = {"command": "features", "spec": args.spec, "images": args.images, "resize": getattr(args, "resize", None),
+                "config": resolved}
+    with flags.output_folder(args, out, settings) as folder:
+        if folder.finished:
+            report = FeatureReport.load(out)
+            flags.note(args, folder.note)
+        else:
+            t0 = time.time()
+            report = find_feature_images(m, images, cfg, progress=not args.quiet)
+            report.save(folder.path)
+            report.to_csv(folder.path / "features.csv")
+            report.plot(m, folder.path / "features.png")
+            flags.record_command(args, folder.path, report.config, spec=args.spec, images=images.describe(),
+                                 wall_seconds=time.time() - t0, map=m.describe(),
+                                 files={"report": ["meta.json", "tensors.safetensors"], "gallery": "features.png",
+                                        "table": "features.csv"})
+    flags.emit(args, "\n".join(report.summary()) + f"\nwrote {out}/ (features.png, features.csv, report)",
+               {"command": "features", "out": str(out), "spec": args.spec, "feature": report.feature,
+                "top": report.top, "attractors": len(report.counts), "images": len(report.activation),
+                "config": report.config})
+    flags.write_report(args, out)
+    return 0
