@@ -176,6 +176,11 @@ def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls) if f.init}
 
 
+@dataclasses.dataclass
+class _Empty:
+    """A config without fields (what a plain field nests)."""
+
+
 def _nested(tp: Any) -> type | None:
     options, _ = _options(tp)
     return options[0] if len(options) == 1 and _is_config(options[0]) else None
@@ -194,15 +199,16 @@ def _route(cls: type, values: dict, where: str) -> dict:
     for key, value in values.items():
         key = str(key)
         head, dot, rest = key.partition(".")
-        if dot and head in fields and _nested(fields[head][1]):
-            out = merge(out, {head: _route(_nested(fields[head][1]), {rest: value}, where)})
+        inner = _nested(fields[head][1]) if dot and head in fields else None
+        if inner is not None:
+            out = merge(out, {head: _route(inner, {rest: value}, where)})
         elif key in fields:
             sub = _nested(fields[key][1])
             if sub is not None and isinstance(value, dict):
                 value = _route(sub, value, where)
             out = merge(out, {key: value}) if isinstance(value, dict) and sub is not None else {**out, key: value}
         else:
-            owner = next((n for n, (_, tp) in fields.items() if _nested(tp) and key in _fields(_nested(tp))), None)
+            owner = next((n for n, (_, tp) in fields.items() if key in _fields(_nested(tp) or _Empty)), None)
             if owner is None:
                 close = difflib.get_close_matches(key, list(fields), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(fields)}"

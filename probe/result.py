@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -185,7 +186,8 @@ class Result:
                              f"(from version {target.min_version}); re-create it by running the command again")
         tensors = _read_tensors(folder, meta)
         try:
-            return target._from_saved(_Saved(tensors, folder / TENSORS, "tensor"), _Saved(meta, folder / META, "key"))
+            return typing.cast(R, target._from_saved(_Saved(tensors, folder / TENSORS, "tensor"),
+                                                     _Saved(meta, folder / META, "key")))
         except ProbeError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:

@@ -170,7 +170,7 @@ def test_second_live_writer_stops_and_a_dead_ones_lock_is_taken_over(tmp_path):
     import socket
 
     (out / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
-    with OutputFolder(out, S) as f:
+    with OutputFolder(out, S):
         assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
 
 
