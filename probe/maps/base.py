@@ -189,4 +189,9 @@ def _check_batch_size(batch_size) -> None:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-from .wrap import CallableMap, wrap  # noqa: E402,F401  (their old home; probe/__init__ imports them here)
+def __getattr__(name):  # CallableMap and wrap live in maps/wrap.py; this old address keeps working
+    if name in ("CallableMap", "wrap"):
+        import importlib
+
+        return getattr(importlib.import_module(".wrap", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
