@@ -18,21 +18,19 @@ def _md(report, name: str, *args, **kw) -> str:
 
 def section(found, ctx) -> str:
     r, meta = found.result, found.meta
-    parts = [f'<p class="verdict">{H.esc(r.header())}</p>']
-    metrics = ["mse", "psnr", "latent_rel"]
-    parts.append(_md(r, "verdict_markdown"))
-    parts.append(H.img(figure_uri(sparsity_figure(r, model_facts(meta).get("name", "?"), "mse")), "MSE by basis and sparsity",
-                       caption="Pixel MSE of the sparse codes (mean with 95% interval over the images) for each "
-                               "coder and basis; the dotted line is the autoencoder's own reconstruction D(E(x))."))
-    for metric in metrics:
-        try:
-            parts.append(H.details(f"Table: {metric}", _md(r, "to_markdown", metric=metric, header=False),
-                                   open=metric == "mse"))
-        except Exception:  # a metric this report did not measure
-            continue
+    name = model_facts(meta).get("name", "?")
+    figure = lambda: H.img(figure_uri(sparsity_figure(r, name, "mse")), "MSE by basis and sparsity",  # noqa: E731
+                           caption="Pixel MSE of the sparse codes (mean with 95% interval over the images) for each "
+                                   "coder and basis; the dotted line is the autoencoder's own reconstruction D(E(x)).")
+    parts = [f'<p class="verdict">{H.esc(r.header())}</p>',
+             H.guarded("The verdict", _md, r, "verdict_markdown"),
+             H.guarded("The figure", figure)]
+    for metric in METRIC_LABELS:
+        parts.append(H.details(f"Table: {METRIC_LABELS[metric]}", H.guarded(
+            f"The {metric} table", _md, r, "to_markdown", metric=metric, header=False), open=metric == "mse"))
     if len(r.sparsities) > 1:
-        parts.append(H.details("Sparsity sweep table", _md(r, "sweep_markdown")))
-    parts.append("<h3>Reconstructions</h3>" + reconstructions(r))
+        parts.append(H.details("Sparsity sweep table", H.guarded("The sweep table", _md, r, "sweep_markdown")))
+    parts.append("<h3>Reconstructions</h3>" + H.guarded("The reconstructions", reconstructions, r))
     pca = "; ".join(f"{d}: {info.get('pca_fit')}" for d, info in r.datasets.items())
     parts.append(H.note(f"PCA fit: {pca}."))
     parts.append(H.details("All numbers (one row per dataset x basis x coder x sparsity x metric)", rows_table(r)))

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any, Iterable
 
-__all__ = ["esc", "table", "settings", "img", "gallery", "details", "note", "warn", "markdown", "page"]
+__all__ = ["esc", "table", "settings", "img", "gallery", "details", "note", "warn", "markdown", "page", "guarded"]
 
 
 def esc(x: Any) -> str:
@@ -96,6 +96,15 @@ def note(text: str) -> str:
 
 def warn(text: str) -> str:
     return f'<p class="warn">{esc(text)}</p>'
+
+
+def guarded(what: str, fn, *args, **kw) -> str:
+    """``fn(*args, **kw)``, or one line saying why ``what`` is missing: one broken part costs only itself."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:
+        line = (str(e).strip() or type(e).__name__).splitlines()[0]
+        return warn(f"{what} could not be drawn ({type(e).__name__}: {line})")
 
 
 def _inline(s: str) -> str:

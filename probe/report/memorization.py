@@ -14,7 +14,7 @@ REDRAWN = {"coefficient_vs_k.png", "mse_vs_k.png", "memorization.md"}
 def _measure(found) -> dict:
     """The measure dict: a study row's ``measure``, a Memorization result's meta, or memorization.json."""
     r = found.result
-    for name in ("measure", "values", "data"):
+    for name in ("facts", "measure", "values", "data"):
         v = getattr(r, name, None)
         if isinstance(v, dict) and "null" in v:
             return v
@@ -44,6 +44,9 @@ def one_model(found) -> str:
     null = m.get("null", {}) or {}
     ch = m.get("chamfer", {}) or {}
     parts = [H.table(head, rows, caption="Attractors from noise, training images and test images"),
+             H.img(figure_uri(coefficient_figure(m, found.meta)), "memorization coefficient per seed source",
+                   caption="Memorization coefficient of the attractors reached from each kind of seed (mean ± std "
+                           "over attractors) against the null level of held-out test images."),
              H.note(f"Null level (max cosine of held-out test images to the training set): "
                     f"{H.fmt(null.get('mean'))} ± {H.fmt(null.get('std'))}. Chamfer similarity of decoded "
                     f"attractors: train-noise {H.fmt(ch.get('train_noise'))}, test-noise {H.fmt(ch.get('test_noise'))}. "
@@ -52,10 +55,32 @@ def one_model(found) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def coefficient_figure(m: dict, meta: dict):
+    from .context import model_facts
+
+    fig = new_figure(6.5, 4.2)
+    ax = fig.subplots()
+    srcs = [s for s in SOURCES if isinstance(m.get(s), dict)]
+    c = [m[s].get("coefficient", {}) for s in srcs]
+    ax.bar(range(len(srcs)), [x.get("mean", math.nan) for x in c], yerr=[x.get("std", 0) for x in c], capsize=4,
+           color=[f"C{j}" for j in range(len(srcs))], label="attractors (mean ± std)")
+    null = (m.get("null") or {}).get("mean")
+    if isinstance(null, (int, float)):
+        ax.axhline(null, color="k", ls=":", label=f"null: test images ({null:.3f})")
+    ax.axhline(0.8, color="r", lw=0.8, ls="--", label="paper: memorizes above 0.8")
+    ax.set_xticks(range(len(srcs)), [f"from {s}\n({m[s].get('attractors')} attractors)" for s in srcs])
+    ax.set_xlabel("seeds the attractors were reached from")
+    ax.set_ylabel("max cosine to the training set")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{model_facts(meta).get('name', '?')}: memorization coefficient", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
 def study(found, rows: list[dict]) -> str:
     r = found.result
     parts = [H.markdown(r.table())] if callable(getattr(r, "table", None)) else [rows_table(r)]
-    parts.append(H.img(figure_uri(study_figure(rows, r.config)), "memorization vs bottleneck",
+    parts.append(H.img(figure_uri(study_figure(rows, found.meta.get("config") or {})), "memorization vs bottleneck",
                        caption="Left: memorization coefficient (max cosine of decoded attractors to the training "
                                "set, mean ± std over attractors) against bottleneck k, with the null level of "
                                "held-out test images. Right: train and test reconstruction MSE."))

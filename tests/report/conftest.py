@@ -67,10 +67,11 @@ def dictionary_folder(built, toy):
 
 @pytest.fixture(scope="session")
 def ood_folder(built, toy):
+    from probe.field import FieldConfig
     from probe.probes.ood import OODConfig, run_ood
 
     g = torch.Generator().manual_seed(3)
-    cfg = OODConfig(n_train=40, n_test=30, knn_k=5, power_iters=2, max_steps=100)
+    cfg = OODConfig(n_train=40, n_test=30, knn_k=5, field=FieldConfig(power_iters=2, max_steps=100, probe_points=0))
     report = run_ood(toy, images(toy, 40, 4), images(toy, 30, 5), {"uniform": torch.rand(30, 1, SIDE, SIDE, generator=g)},
                      cfg)
     return report.save(built["root"] / "ood")
@@ -78,11 +79,12 @@ def ood_folder(built, toy):
 
 @pytest.fixture(scope="session")
 def compare_folder(built, toy):
+    from probe.field import FieldConfig
     from probe.probes.compare import CompareConfig, compare
 
     c = math.cos(math.pi / 4)
     rot = torch.tensor([[c, -c, 0.0], [c, c, 0.0], [0.0, 0.0, 1.0]])
-    cfg = CompareConfig(n_seeds=48, max_steps=200, batch_size=16, max_grid=4)
+    cfg = CompareConfig(max_grid=4, field=FieldConfig(n_seeds=48, max_steps=200, batch_size=16, power_iters=4))
     report = compare(toy, orthant_map(rotation=rot, name="rotated"), cfg, specs=("toy", "rotated"))
     return report.save(built["root"] / "compare" / "report")
 
@@ -91,6 +93,7 @@ def compare_folder(built, toy):
 def basins_folder(built):
     """Real scikit-learn digits 0, 1, 7 in a nearest-class-mean field: basins with labels and galleries."""
     from probe.data import load_images
+    from probe.field import FieldConfig
     from probe.probes.basins import BasinsConfig, run_basins
 
     s = load_images("digits", split="all")
@@ -101,26 +104,28 @@ def basins_folder(built):
     enc = lambda v: torch.softmax(40 * (v.flatten(1) / v.flatten(1).norm(dim=1, keepdim=True).clamp_min(1e-12)) @ mu.T, 1)  # noqa
     m = probe.wrap(enc, lambda z: (z @ means.flatten(1)).view(-1, *means.shape[1:]), (3,), image_channels=1,
                    image_size=means.shape[-1], check_inputs=False, name="class-means")
-    run_basins(m, s, built["root"] / "basins", BasinsConfig(galleries=3, per_gallery=6, max_steps=100))
+    run_basins(m, s, built["root"] / "basins", BasinsConfig(galleries=3, per_gallery=6, field=FieldConfig(max_steps=100, power_iters=4)))
     return built["root"] / "basins"
 
 
 @pytest.fixture(scope="session")
 def memorization_folder(built):
     """A two-row study of tiny random conv autoencoders, each row from probe's own measure()."""
+    from probe.field import FieldConfig
     from probe.maps.convae import ConvAE
     from probe.probes.memorization import MeasureConfig, measure
     from probe.probes.memorization_study import MemorizationStudy
 
     g = torch.Generator().manual_seed(6)
     train, test = torch.rand(24, 1, 28, 28, generator=g), torch.rand(24, 1, 28, 28, generator=g)
-    cfg = MeasureConfig(n_data_seeds=8, n_null=8, n_seeds=8, max_steps=20, power_iters=2)
+    cfg = MeasureConfig(n_data_seeds=8, n_null=8, field=FieldConfig(n_seeds=8, max_steps=20, power_iters=2))
     rows = []
     for k in (2, 4):
         with torch.random.fork_rng():
             torch.manual_seed(k)
             m = ConvAE(width=4, bottleneck=k)
-        rows.append({"k": k, "train_mse": 0.1 / k, "test_mse": 0.12 / k, "measure": measure(m, train, test, cfg),
-                     "counts": []})
+        one = measure(m, train, test, cfg)
+        one.save(built["root"] / "memorization" / f"k{k:03d}" / "memorization")
+        rows.append({"k": k, "train_mse": 0.1 / k, "test_mse": 0.12 / k, "measure": one.facts, "counts": []})
     study = MemorizationStudy({"dataset": "random", "epochs": 0, "n_seeds": 8, "n_train": 24}, rows)
     return study.save(built["root"] / "memorization")
