@@ -1,14 +1,18 @@
-"""f-evaluations per second of the latent map f(z) = E(D(z)): a plain loop against probe's engine.
+"""Wall time of ``probe.field.find_attractors`` (plain solver, stability included) against a ten-line loop.
 
-    python benchmarks/bench_field.py [--device cpu] [--cases taef2-64,taef2-256,tiny-kl-64] [--seconds 30]
+    python benchmarks/bench_field.py [--device cpu] [--cases fc-vae,fmnist-k16,tiny-kl-64,taef2-64,taef2-256]
+                                     [--threads 1] [--repeats 2]
 
-For each case, seeds N(0, I) are pushed through f in batches two ways: a plain ``for`` loop
-of ``map.f`` (the floor), and ``probe.field.iterate`` with an unreachable tolerance, so every
-seed runs the whole budget through the engine's bookkeeping (residuals, cycle checks,
-per-step history). One f-evaluation = one latent through decode + encode. Writes
-benchmarks/results/bench_field.md and .csv with the command, the machine and its load
-average (the CPU is shared: compare rows taken under similar load). TAEF2 cases need
-../shared/models/taef2 and are skipped without it.
+For each case the same seeds go through (a) a plain ``for`` loop of ``map.f`` with
+per-sample freezing (a seed leaves the batch once ||f(z) - z||^2 < tol or at max_steps)
+and (b) ``find_attractors(map, seeds=..., solver="plain")``: iteration with cycle
+detection and history, then merging, the spectral radius of every fixed point and the
+diagnosis. Both run side by side in one process, alternating, ``--repeats`` times; the
+table keeps each side's fastest run (wall and CPU seconds) and their ratio. Cases:
+fc-vae (a 784-400-20 MLP autoencoder trained here for a few seconds on Fashion-MNIST:
+the cheap step), fmnist-k16 (the bundled 28 px conv AE, encoded Fashion-MNIST seeds),
+tiny-kl-64 (a small random diffusers AutoencoderKL), taef2-64/256 (../shared/models/taef2,
+skipped without it). Writes benchmarks/results/bench_field.md and .csv.
 """
 from __future__ import annotations
 
@@ -25,8 +29,36 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PROBE_SHARED", REPO.parent / "shared"))
-# case -> (resolution, batch): batches sized to keep a 256 px TAEF2 step within memory on a laptop
-CASES = {"taef2-64": (64, 32), "taef2-256": (256, 4), "tiny-kl-64": (64, 32)}
+#: case -> (seeds, batch, tol, max_steps, resolution): budgets sized to keep a case within about a minute here
+CASES = {"fc-vae": (256, 256, 1e-6, 3000, None), "fmnist-k16": (64, 64, 1e-6, 3000, None),
+         "tiny-kl-64": (16, 16, 1e-5, 20, 64), "taef2-64": (8, 8, 1e-5, 10, 64), "taef2-256": (4, 4, 1e-5, 4, 256)}
+
+
+def fashion(n: int, split: str = "test") -> torch.Tensor:
+    from probe.data.sets import load_images
+
+    return load_images("fashion-mnist", split=split, n=n).images.float() / 255
+
+
+def fc_vae(epochs: int = 3):
+    """An FC autoencoder of the MNIST-VAE size (784-400-20-400-784), trained a few seconds on Fashion-MNIST."""
+    import probe
+    from torch import nn
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        enc = nn.Sequential(nn.Flatten(), nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 20))
+        dec = nn.Sequential(nn.Linear(20, 400), nn.ReLU(), nn.Linear(400, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28)))
+        x = fashion(6000, "train")
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], 1e-3)
+        for _ in range(epochs):
+            for i in range(0, len(x), 128):
+                loss = ((dec(enc(x[i:i + 128])) - x[i:i + 128]) ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return probe.wrap(enc.eval(), dec.eval(), (20,), image_channels=1, image_size=28, name="fc-ae 784-400-20",
+                      modules=[enc, dec])
 
 
 def tiny_kl():
@@ -35,22 +67,36 @@ def tiny_kl():
 
     from probe.maps.diffusers_ae import DiffusersMap
 
-    torch.manual_seed(0)
-    model = AutoencoderKL(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D"] * 2,
-                          up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, layers_per_block=1,
-                          norm_num_groups=32, sample_size=64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = AutoencoderKL(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D"] * 2,
+                              up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, layers_per_block=1,
+                              norm_num_groups=32, sample_size=64)
     return DiffusersMap(model.eval(), source="tiny random AutoencoderKL [32, 64]")
 
 
 def build(case: str, device: str):
+    """(map, seeds) of a case, or None when its weights are not here."""
     import probe
 
+    n, _, _, _, res = CASES[case]
     if case.startswith("taef2"):
         folder = SHARED / "models" / "taef2"
         if not (folder / "taef2_encoder.pth").is_file():
             return None
-        return probe.load(folder, device=device)
-    return tiny_kl().to(device)
+        m = probe.load(folder, device=device)
+    elif case == "tiny-kl-64":
+        m = tiny_kl().to(device)
+    elif case == "fc-vae":
+        m = fc_vae().to(device)
+    else:
+        m = probe.load("builtin:fmnist-k16", device=device)
+    if case in ("fc-vae", "fmnist-k16"):
+        with torch.no_grad():
+            z0 = m.encode(fashion(n).to(device)).cpu()
+    else:
+        z0 = torch.randn(n, *m.latent_shape(res), generator=torch.Generator().manual_seed(0))
+    return m, z0
 
 
 def sync(m):
@@ -59,78 +105,101 @@ def sync(m):
 
 
 @torch.no_grad()
-def plain_loop(m, z, seconds: float) -> tuple[float, int]:
-    m.f(z)  # warm-up
-    sync(m)
-    n, t0 = 0, time.perf_counter()
-    while n < 2 or time.perf_counter() - t0 < seconds:
-        z = m.f(z)
-        n += 1
-    sync(m)
-    return len(z) * n / (time.perf_counter() - t0), n
+def plain_loop(m, z0, tol, max_steps, batch):
+    """The baseline: iterate, freeze each seed when its step is below tol (ten lines)."""
+    end, steps = z0.clone(), torch.zeros(len(z0), dtype=torch.long)
+    for lo in range(0, len(z0), batch):
+        idx = torch.arange(lo, min(lo + batch, len(z0)))
+        z = z0[idx].to(m.device, m.dtype)
+        for t in range(max_steps):
+            fz = m.f(z)
+            done = ((fz - z).flatten(1).pow(2).sum(1) < tol) | (t + 1 == max_steps)
+            end[idx[done]], steps[idx[done]] = fz[done].cpu(), t + 1
+            z, idx = fz[~done], idx[~done]
+            if len(z) == 0:
+                break
+    return end, steps
 
 
-def engine(m, z, seconds: float, per_step: float) -> tuple[float, int]:
-    from probe.field import iterate
+def timed(fn):
+    sync_t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - sync_t0, time.process_time() - c0
 
-    steps = max(2, int(seconds / per_step))
-    tr = iterate(m, z, tol=1e-300, max_steps=steps, batch_size=len(z))
-    return tr.evals_per_second, steps
+
+def measure(case: str, m, z0, repeats: int) -> dict:
+    from probe.field import find_attractors
+
+    n, batch, tol, max_steps, res = CASES[case]
+    loops, engines = [], []
+    for _ in range(repeats):
+        (end, steps), w, c = timed(lambda: plain_loop(m, z0, tol, max_steps, batch))
+        sync(m)
+        loops.append((w, c))
+        r, w, c = timed(lambda: find_attractors(m, seeds=z0, tol=tol, max_steps=max_steps, batch_size=batch,
+                                                solver="plain", checkpoint_every=0, resolution=res))
+        engines.append((w, c))
+    lw, lc = min(loops)
+    ew, ec = min(engines)
+    agree = float(((r.end_points.float() - end.float()).flatten(1).norm(dim=1)
+                   <= 1e-4 * end.float().flatten(1).norm(dim=1).clamp_min(1e-6)).float().mean())
+    return {"case": case, "model": m.name, "latent": "x".join(map(str, z0.shape[1:])), "seeds": n, "batch": batch,
+            "tol": tol, "max_steps": max_steps, "median_steps": float(steps.float().median()),
+            "loop_wall_s": round(lw, 3), "loop_cpu_s": round(lc, 3), "engine_wall_s": round(ew, 3),
+            "engine_cpu_s": round(ec, 3), "engine_vs_loop": round(ew / lw, 3),
+            "iteration_s": round(r.timing["seconds"], 3), "check_s": round(r.timing["check_seconds"], 3),
+            "f_evals": r.timing["f_evals"], "jvps": r.timing["jvps"], "attractors": len(r),
+            "stable": int(r.stable.sum()), "verdict": r.verdict, "same_end_points": round(agree, 3)}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", default=",".join(CASES))
-    p.add_argument("--seconds", type=float, default=30.0, help="time per measurement")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_field"))
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     rows = []
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         if case not in CASES:
             raise SystemExit(f"unknown case {case!r}; known: {', '.join(CASES)}")
-        m = build(case, args.device)
-        if m is None:
+        built = build(case, args.device)
+        if built is None:
             print(f"{case}: skipped (no weights)", file=sys.stderr)
             continue
-        res, batch = CASES[case]
-        shape = m.latent_shape(res)
-        z = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0)).to(m.device, m.dtype)
-        plain, reps = plain_loop(m, z, args.seconds)
-        eng, steps = engine(m, z, args.seconds, batch / plain)
-        rows.append({"case": case, "model": m.name, "resolution": res, "latent": "x".join(map(str, shape)),
-                     "batch": batch, "plain_evals_per_s": round(plain, 2), "plain_steps": reps,
-                     "engine_evals_per_s": round(eng, 2), "engine_steps": steps,
-                     "engine_vs_plain": round(eng / plain, 3)})
+        rows.append(measure(case, *built, repeats=args.repeats if not case.startswith("taef2") else 1))
         print(rows[-1], file=sys.stderr)
-    load1 = os.getloadavg()
-    write(Path(args.out), rows, args, load0, load1)
+    write(Path(args.out), rows, args, load0, os.getloadavg())
     return 0
 
 
 def write(out: Path, rows: list[dict], args, load0, load1) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from probe.io import save_csv, save_text
+
     command = "python benchmarks/bench_field.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if rows:
-        with open(out.with_suffix(".csv"), "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    lines = ["# f-evaluations per second: plain loop vs probe.field.iterate", "",
+        save_csv(out.with_suffix(".csv"), rows)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none lent in this session"
+    lines = ["# find_attractors (plain, stability included) vs a ten-line loop with per-sample freezing", "",
              f"Command: `{command.strip()}`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads, device {args.device}  ",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, torch {torch.__version__}, "
+             f"{args.threads} thread(s), device {args.device}; GPU: {gpu}  ",
              f"Load average before / after: {', '.join(f'{x:.1f}' for x in load0)} / "
-             f"{', '.join(f'{x:.1f}' for x in load1)} (shared CPU: compare rows taken under similar load)  ",
-             f"One f-evaluation = one latent decoded and re-encoded; {args.seconds:g} s per measurement.", "",
-             "| case | resolution | latent | batch | plain loop f-evals/s | engine f-evals/s | engine / plain |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+             f"{', '.join(f'{x:.1f}' for x in load1)}  ",
+             f"Each side's fastest of {args.repeats} alternating runs (TAEF2 cases: 1); wall and CPU seconds.", "",
+             "| case | latent | seeds | batch | tol / max steps | median steps | loop wall s | loop CPU s | "
+             "engine wall s | engine CPU s | engine / loop | of which check s | fixed points (stable) | verdict |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['resolution']} | {r['latent']} | {r['batch']} | {r['plain_evals_per_s']} | "
-                     f"{r['engine_evals_per_s']} | {r['engine_vs_plain']} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        lines.append(f"| {r['case']} | {r['latent']} | {r['seeds']} | {r['batch']} | {r['tol']:g} / {r['max_steps']} | "
+                     f"{r['median_steps']:.0f} | {r['loop_wall_s']} | {r['loop_cpu_s']} | {r['engine_wall_s']} | "
+                     f"{r['engine_cpu_s']} | **{r['engine_vs_loop']}** | {r['check_s']} | {r['attractors']} "
+                     f"({r['stable']}) | {r['verdict']} |")
+    save_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.md')}", file=sys.stderr)
 
 

@@ -39,7 +39,7 @@ class Diagnosis:
     line: str                 #: the verdict with its evidence, in one line
     fractions: dict           #: status name -> fraction of seeds
     median_rel_step: Tensor   #: [T] median ||f(z) - z|| / ||z|| of running seeds per step
-    curve_every: int          #: median_rel_step[j] is at step j * curve_every + 1
+    curve_every: int          #: median_rel_step[0] is at step 1, [j] within curve_every steps before j * curve_every + 1
     rho_start: Tensor         #: [P] spectral radius of J_f at sampled seeds (empty when not needed)
     rho_end: Tensor           #: [P] ... and at the same seeds' end points
 
@@ -84,7 +84,7 @@ def diagnose(status: Tensor, steps: Tensor, median_rel_step: Tensor, curve_every
     long_enough = int(max_steps) >= MIN_STEPS_TO_TELL
     stable_ok = stable_share is None or stable_share >= 0.9
     empty = torch.zeros(0)
-    needs_rho = not (fc >= 0.9 and stable_ok)
+    needs_rho = fc + fy <= 0.1 and fd < 0.5 and long_enough and plateau  # the one verdict rho can change
     if callable(rho_start):
         rho_start, rho_end = rho_start() if needs_rho else (empty, empty)
     rho_start = empty if rho_start is None else rho_start

@@ -26,6 +26,7 @@ from .status import CONVERGED, CYCLE, DIVERGED, RUNNING, UNCONVERGED
 __all__ = ["Engine", "state_dtype", "curve_step", "median_curve", "HISTORY_BUDGET"]
 
 HISTORY_BUDGET = 2 ** 27  # floats of relative-step history kept per process (512 MB)
+HISTORY_EVERY = 4  # the relative step of every seed is kept every this many steps
 _DT = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -37,8 +38,8 @@ def state_dtype(cfg: FieldConfig, map: LatentMap) -> torch.dtype:
 
 
 def curve_step(n: int, max_steps: int) -> int:
-    """Keep every k-th relative step so that the history of n seeds stays within its budget."""
-    return max(1, math.ceil(n * max_steps / HISTORY_BUDGET))
+    """Keep every k-th relative step (at least every HISTORY_EVERY-th) within the history budget of n seeds."""
+    return max(HISTORY_EVERY, math.ceil(n * max_steps / HISTORY_BUDGET))
 
 
 def median_curve(history: Tensor) -> Tensor:
@@ -72,6 +73,12 @@ def check_seeds(z0, shape: tuple[int, ...] | None = None) -> Tensor:
     return z0
 
 
+def _pixels(map: LatentMap, shape: tuple[int, ...]) -> int | None:
+    if map.downsample and len(shape) == 3:
+        return shape[-1] * map.downsample * shape[-2] * map.downsample
+    return map.image_size ** 2 if map.image_size else None
+
+
 class Engine:
     """The resumable state of iterating N seeds with one solver: outputs, active rows, queue."""
 
@@ -91,7 +98,7 @@ class Engine:
         n = len(self.z0)
         self.batch_size = int(cfg.batch_size or choose_batch_size(
             self.step_map.f, self.shape, n, self.dev, self.dtype,
-            extra_per_sample=getattr(self.solver, "bytes_per_seed", lambda: 0)()))
+            extra_per_sample=getattr(self.solver, "bytes_per_seed", lambda: 0)(), pixels=_pixels(map, self.shape)))
         self.chunk = self.batch_size  # f is evaluated in chunks of this size; halves on out-of-memory
         self.curve_every = int(curve_every or curve_step(n, self.max_steps))
         self.out = {
@@ -100,7 +107,7 @@ class Engine:
             "residuals": torch.full((n,), float("nan"), dtype=self.dtype),
             "first_residual": torch.full((n,), float("nan"), dtype=self.dtype),
             "rejected": torch.zeros(n, dtype=torch.long),
-            "history": torch.full((n, math.ceil(self.max_steps / self.curve_every)), float("nan")),
+            "history": torch.full((n, math.ceil(self.max_steps / self.curve_every) + 1), float("nan")),
         }
         self.next_seed, self.f_evals, self.jvps, self.wall_steps = 0, 0, 0, 0
         self.elapsed = 0.0  # seconds of iteration, across resumes
@@ -153,67 +160,79 @@ class Engine:
     # -- one step -------------------------------------------------------------------
     @torch.no_grad()
     def step(self) -> int:
-        """One step of every active seed; returns how many seeds stopped."""
+        """One step of every active seed; returns how many seeds stopped.
+
+        Kept lean (a handful of tensor ops beyond f): the relative-step history is written
+        every ``curve_every`` steps only, and non-finite residuals are caught in one pass."""
         self._refill()
         rows = self.rows
         if self.n_active == 0:
             return 0
         z_prev, t = rows["z"], rows["step"]
-        zz = z_prev.flatten(1).pow(2).sum(1)
+        watch = self.rtol is not None or self.wall_steps % self.curve_every == 0 or self._fresh
+        zz = z_prev.flatten(1).pow(2).sum(1).clamp_min(1e-60) if watch else None
         out = self.solver.step(rows)
         res = out.res
         self.wall_steps += 1
         o = self.out
         seed = rows["seed"]
-        if self._fresh:
-            k = self._fresh
-            o["first_residual"][seed[-k:].cpu()] = res[-k:].sqrt().to("cpu", self.dtype)
-            self._fresh = 0
-        rel = (res / zz.clamp_min(1e-60)).sqrt().float()
-        if self.curve_every == 1:
-            o["history"][seed.cpu(), t.cpu()] = rel.cpu()
-        else:
-            on = (t % self.curve_every) == 0
-            o["history"][seed[on].cpu(), (t[on] // self.curve_every).cpu()] = rel[on].cpu()
+        if watch:
+            rel = (res / zz).sqrt()
+            if self._fresh:
+                k, fresh = self._fresh, seed[-self._fresh:].cpu()
+                o["first_residual"][fresh] = res[-k:].sqrt().to("cpu", self.dtype)
+                o["history"][fresh, 0] = rel[-k:].float().cpu()
+                self._fresh = 0
+            if (self.wall_steps - 1) % self.curve_every == 0:  # slot ceil(t / c): one per row and c steps
+                o["history"][seed.cpu(), torch.div(t + self.curve_every - 1, self.curve_every,
+                                                   rounding_mode="floor").cpu()] = rel.float().cpu()
         if out.rejected is not None:
             o["rejected"].index_add_(0, seed.cpu(), out.rejected.long().cpu())
-        finite = torch.isfinite(res)
-        conv = (res < self.tol) if out.converged is None else out.converged
-        if self.rtol is not None:
-            conv = conv | (rel < self.rtol)
-        stop = conv | ~finite
+        clean = torch.nan_to_num(res, nan=-1.0, posinf=-1.0, neginf=-1.0)  # non-finite -> -1: stops below
+        if out.converged is None and self.rtol is None:
+            stop = clean < self.tol
+        else:
+            conv = (clean < self.tol) & (clean >= 0) if out.converged is None else out.converged
+            if self.rtol is not None:
+                conv = conv | (rel < self.rtol)
+            stop = conv | (clean < 0)
         if out.cycle is not None:
             stop = stop | out.cycle[0]
         t1 = t + 1
         rows["step"] = t1
-        at_end = None
         if self.wall_steps >= self._deadline:
-            at_end = t1 >= self.max_steps
-            stop = stop | at_end
+            stop = stop | (t1 >= self.max_steps)
         if self.record_every:
             due = ((t1 % self.record_every) == 0) | stop
             self._record(seed[due], t1[due], out.end[due])
         if not bool(stop.any()):
             self.last_res = res
             return 0
-        cyc = out.cycle[0] if out.cycle is not None else torch.zeros_like(stop)
-        code = torch.full_like(t, UNCONVERGED)
-        code = torch.where(cyc, CYCLE, code)
-        code = torch.where(conv & finite, CONVERGED, code)
-        code = torch.where(~finite, DIVERGED, code)
-        end = torch.where(finite.view(-1, *[1] * (z_prev.dim() - 1)), out.end, z_prev)  # diverged: last finite z
-        i = seed[stop].cpu()
-        o["end_points"][i] = end[stop].to("cpu", self.dtype)
-        o["steps"][i] = t1[stop].cpu()
-        o["status"][i] = code[stop].to(torch.int8).cpu()
+        sidx = stop.nonzero().squeeze(1)  # indices once: boolean masks would redo nonzero per tensor
+        kidx = (~stop).nonzero().squeeze(1)
+        clean_s = clean.index_select(0, sidx)
+        finite = clean_s >= 0
+        conv_s = (clean_s < self.tol) & finite if out.converged is None and self.rtol is None else \
+            conv.index_select(0, sidx) & finite
+        code = torch.where(conv_s, CONVERGED, UNCONVERGED)
         if out.cycle is not None:
-            o["period"][i] = torch.where(cyc, out.cycle[1], 0)[stop].cpu()
-        o["residuals"][i] = res[stop].to("cpu", self.dtype)
-        keep = ~stop
-        self.rows = {k: v[keep] for k, v in rows.items()}
-        self.last_res = res[keep]
+            cyc = out.cycle[0].index_select(0, sidx)
+            code = torch.where(cyc & ~conv_s, CYCLE, code)
+        code = torch.where(finite, code, DIVERGED)
+        end = out.end.index_select(0, sidx)
+        if not bool(finite.all()):  # diverged: the last finite z
+            end = torch.where(finite.view(-1, *[1] * (end.dim() - 1)), end, z_prev.index_select(0, sidx))
+        i = seed.index_select(0, sidx).cpu()
+        o["end_points"][i] = end.to("cpu", self.dtype)
+        o["steps"][i] = t1.index_select(0, sidx).cpu()
+        o["status"][i] = code.to(torch.int8).cpu()
+        if out.cycle is not None:
+            o["period"][i] = torch.where(cyc, out.cycle[1].index_select(0, sidx), 0).cpu()
+        o["residuals"][i] = res.index_select(0, sidx).to("cpu", self.dtype)
+        self.rows = {k: v.index_select(0, kidx) for k, v in rows.items()}
+        self.last_res = res.index_select(0, kidx)
         self._deadline = (self.wall_steps + self.max_steps - int(self.rows["step"].max())) if self.n_active else math.inf
-        return int(stop.sum())
+        return len(sidx)
 
     # -- recording ------------------------------------------------------------------
     def _record(self, seed: Tensor, t: Tensor, z: Tensor) -> None:

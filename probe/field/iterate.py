@@ -34,7 +34,7 @@ class Trajectories:
     residuals: Tensor         #: [N] last ||z_{t+1} - z_t||^2
     first_residual: Tensor    #: [N] ||f(z_0) - z_0||
     median_rel_step: Tensor   #: [T] median ||f(z) - z|| / ||z|| over the seeds still running at step t+1
-    curve_every: int          #: median_rel_step[j] is at step j * curve_every + 1
+    curve_every: int          #: median_rel_step[0] is at step 1, [j] within curve_every steps before j * curve_every + 1
     n_evals: int              #: f-evaluations in all
     seconds: float            #: wall time of the iteration
     config: dict | None = None      #: the resolved FieldConfig

@@ -154,17 +154,21 @@ def shrink_on_oom(run: Callable[[int], object], batch: int, device: str | torch.
 
 
 def choose_batch_size(f: Callable[[Tensor], Tensor], shape: tuple[int, ...], n: int, device, dtype, *,
-                      extra_per_sample: int = 0, max_batch: int = MAX_BATCH) -> int:
-    """Seeds per batch: the device's memory budget over a trial step's per-seed cost.
+                      extra_per_sample: int = 0, max_batch: int = MAX_BATCH, pixels: int | None = None) -> int:
+    """Seeds per batch: the device's memory budget over a seed's cost (CUDA: a trial step's
+    peak; CPU: ~four live 64-channel maps of ``pixels`` per image, or of the latent size).
 
     ``extra_per_sample`` adds a solver's own state per seed (e.g. Anderson's history).
     On CUDA the chosen size is tried once and halved on out-of-memory.
     """
     device = torch.device(device)
-    per, fixed = sample_cost(f, tuple(shape), device, dtype)
     numel = 1
     for s in shape:
         numel *= int(s)
+    if device.type == "cuda":
+        per, fixed = sample_cost(f, tuple(shape), device, dtype)
+    else:  # a trial under a dispatch mode costs seconds on a CPU: estimate ~four live 64-channel maps per image
+        per, fixed = (pixels or numel) * 64 * 4 * 4, 0
     per += int(extra_per_sample) + 4 * numel * torch.finfo(dtype).bits // 8  # z, f(z), step, the end point
     budget = FRACTION.get(device.type, 0.5) * free_memory(device)
     if device.type != "cuda":

@@ -92,3 +92,15 @@ def slow(fn_map, seconds: float):
         return inner(z)
 
     return probe.wrap(fn, lambda z: z, fn_map.latent_shape(), check_inputs=False, name=fn_map.name)
+
+
+def long_cycle(period: int = 50):
+    """Rotation by 2 pi / period with radius r -> sqrt(r): every nonzero seed ends on a period-``period``
+    orbit on the unit circle (0 is a repelling fixed point)."""
+    a = 2 * math.pi / period
+    rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+
+    def f(z):
+        return (z @ rot.T.to(z.dtype)) / z.norm(dim=1, keepdim=True).sqrt()
+
+    return _wrap(f, 2, f"{period}-cycle", dtype=torch.float64)

@@ -1,7 +1,133 @@
-"""placeholder"""
-from . import register
+"""Safeguarded Anderson acceleration in the linear tail, with plain steps through the transient.
+
+Plain iteration z <- f(z) stays the reference (METHOD.md section 1); this solver only
+reaches the same kind of end point in fewer f-evaluations where the map contracts
+slowly. A naive Anderson(5) did far worse than plain iteration on trained CIFAR/MNIST
+autoencoders (6-39% of seeds converged against 98-100%; issue 8), so every step is guarded:
+
+- each seed takes plain steps until its residual fell :data:`CALM` times in a row (the
+  final, steadily contracting phase; trained autoencoders pass near saddles before it);
+- then Anderson mixing (type II, Walker & Ni 2011) over the last ``MEMORY`` differences:
+  gamma = argmin ||r - dR gamma|| (a regularised m x m solve per seed, batched in float64),
+  z+ = z + r - (dZ + dR) gamma;
+- a mixed step is kept only if the residual at the new point is smaller than at the old
+  one; otherwise the seed takes the plain step from the old point (already computed, so
+  it costs nothing), forgets its history and waits a growing number of plain steps
+  (1, 2, 4, ... :data:`MAX_BACKOFF`) before mixing again;
+- convergence is the plain rule ||f(z) - z||^2 < tol holding at two consecutive *plain*
+  steps (the end point is f(z), as for plain iteration), so a point the mixing merely
+  passed through is never reported; ``find_attractors`` then checks the spectral radius
+  of every fixed point and redoes the seeds of an unstable one by plain iteration.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..cycles import CycleWatch
+from . import Step, register
+
+__all__ = ["Anderson", "MEMORY", "CALM", "MAX_BACKOFF"]
+
+MEMORY = 10        #: differences kept per seed (a longer memory than the usual 5 pays in the linear tail)
+CALM = 10          #: consecutive falling residuals before a seed starts mixing
+MAX_BACKOFF = 64   #: most plain steps a seed waits after a refused mixed step
+REGULARISATION = 1e-8
+
+
+def mix(z: Tensor, r: Tensor, dz: Tensor, dr: Tensor, length: Tensor, lam: float = REGULARISATION) -> Tensor:
+    """One Anderson step per row from its last min(length, m) differences."""
+    b, m, _ = dz.shape
+    valid = torch.arange(m, device=z.device)[None, :] < length.clamp(max=m)[:, None]
+    drd = dr.double()
+    gram = torch.bmm(drd, drd.transpose(1, 2))
+    gram = torch.where(valid[:, :, None] & valid[:, None, :], gram, torch.zeros_like(gram))
+    scale = (gram.diagonal(dim1=1, dim2=2).sum(1) / length.clamp(1, m)).clamp_min(1e-300)
+    diag = torch.where(valid, lam * scale[:, None], torch.ones_like(scale)[:, None].expand(b, m))
+    rhs = torch.where(valid, torch.bmm(drd, r.double()[:, :, None])[:, :, 0], torch.zeros(b, m, dtype=torch.float64,
+                                                                                       device=z.device))
+    gamma = torch.linalg.solve(gram + torch.diag_embed(diag), rhs).to(z.dtype)
+    return z + r - torch.bmm(gamma[:, None, :], dz + dr)[:, 0]
 
 
 @register("anderson")
 class Anderson:
-    pass
+    def __init__(self, engine, memory: int = MEMORY, calm: int = CALM):
+        self.engine, self.memory, self.calm = engine, int(memory), int(calm)
+        self.cycles = CycleWatch(engine.cfg.max_period, engine.tol)
+
+    def bytes_per_seed(self) -> int:
+        k = 1
+        for s in self.engine.shape:
+            k *= int(s)
+        return (2 * self.memory + 4) * k * torch.finfo(self.engine.dtype).bits // 8
+
+    def new_rows(self, z: Tensor) -> dict[str, Tensor]:
+        b, dev, flat = len(z), z.device, z.flatten(1)
+        zeros = torch.zeros(b, dtype=torch.long, device=dev)
+        false = torch.zeros(b, dtype=torch.bool, device=dev)
+        return {"prev_z": torch.zeros_like(flat), "prev_r": torch.zeros_like(flat),
+                "prev_res": torch.full((b,), float("inf"), device=dev, dtype=z.dtype), "has_prev": false,
+                "mixed": false.clone(), "verifying": false.clone(),
+                "dz_history": torch.zeros(b, self.memory, flat.shape[1], device=dev, dtype=z.dtype),
+                "dr_history": torch.zeros(b, self.memory, flat.shape[1], device=dev, dtype=z.dtype),
+                "history_len": zeros, "wait": zeros.clone(), "backoff": torch.ones(b, dtype=torch.long, device=dev),
+                "calm": zeros.clone(), **self.cycles.new_rows(z)}
+
+    def step(self, rows) -> Step:
+        e, a = self.engine, rows
+        z = a["z"]
+        shape = z.shape
+        x = z.flatten(1)
+        g = e.f(z).flatten(1)
+        r = g - x
+        res = (r * r).sum(1)
+        finite = torch.isfinite(res)
+        worse = ~finite | (res >= a["prev_res"])
+        reject = a["mixed"] & worse             # the mixed step did not help: back to the plain step
+        ok = finite & ~reject
+        small = ok & (res < e.tol)
+        converged = small & a["verifying"]
+        prev_res = a["prev_res"]
+        plain = ~a["mixed"]
+        cycle = self.cycles.update(a, g.view(shape), res, e.wall_steps, plain=plain)
+
+        g_prev = a["prev_z"] + a["prev_r"]      # f(previous point): the plain step the safeguard falls back to
+        push = ok & a["has_prev"]
+        if bool(push.any()):
+            rws = push.nonzero().flatten()
+            slot = (a["history_len"] % self.memory)[rws]
+            a["dz_history"][rws, slot] = (x - a["prev_z"])[rws]
+            a["dr_history"][rws, slot] = (r - a["prev_r"])[rws]
+            a["history_len"] = torch.where(push, a["history_len"] + 1, a["history_len"])
+        a["history_len"] = torch.where(reject, 0, a["history_len"])
+        a["wait"] = torch.where(reject, a["backoff"], (a["wait"] - 1).clamp_min(0))
+        a["backoff"] = torch.where(reject, (2 * a["backoff"]).clamp(max=MAX_BACKOFF),
+                                   torch.where(a["mixed"] & ok, (a["backoff"] // 2).clamp_min(1), a["backoff"]))
+        a["calm"] = torch.where(ok & (res < prev_res), a["calm"] + 1, 0)
+        mixing = ok & ~small & (a["history_len"] > 0) & (a["wait"] == 0) & (a["calm"] >= self.calm)
+        x_new = g.clone()                        # plain step; a small residual is re-checked by one more
+        if bool(mixing.any()):
+            rws = mixing.nonzero().flatten()
+            xm = mix(x[rws], r[rws], a["dz_history"][rws], a["dr_history"][rws], a["history_len"][rws])
+            bad = ~torch.isfinite(xm).all(1)
+            x_new[rws] = torch.where(bad[:, None], g[rws], xm)
+            mixing[rws[bad]] = False
+        x_new = torch.where(reject[:, None], g_prev, x_new)
+        diverged = ~ok & ~reject
+        x_new = torch.where(diverged[:, None], x, x_new)
+        a["prev_z"] = torch.where(ok[:, None], x, a["prev_z"])
+        a["prev_r"] = torch.where(ok[:, None], r, a["prev_r"])
+        a["prev_res"] = torch.where(ok, res, torch.where(reject, float("inf"), a["prev_res"]))
+        a["has_prev"] = ok | (a["has_prev"] & ~reject)
+        a["mixed"], a["verifying"] = mixing, small & ~converged
+        a["z"] = x_new.view(shape)
+        end = torch.where(reject[:, None], g_prev, g).view(shape)
+        res_seen = torch.where(reject, prev_res, res)  # a refused step is no divergence
+        return Step(end=end, res=res_seen, converged=converged, cycle=cycle, rejected=reject)
+
+    def state(self) -> dict:
+        return {"watching": self.cycles.watching}
+
+    def load_state(self, scalars: dict) -> None:
+        self.cycles.watching = bool(scalars.get("watching", True))
