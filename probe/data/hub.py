@@ -1,11 +1,17 @@
-"""Image sets through HF ``datasets.load_dataset``: Hub names, and local parquet / imagefolder data.
+"""The one module that talks to the Hugging Face Hub: offline switches, reachability, and image
+sets through HF ``datasets.load_dataset`` (Hub names, local parquet / imagefolder data).
+
+Models (probe/maps/hub.py, the open_clip weights) and datasets read the same switches here:
+``HF_HUB_OFFLINE`` (and the libraries' own ``HF_DATASETS_OFFLINE`` / ``TRANSFORMERS_OFFLINE``),
+read when asked, not at import; ``HF_ENDPOINT``. Offline or unreachable, a name that is not in the
+local cache fails at once, in one line. No library's constants are changed: a dataset cached in
+the Hub cache is read from its local snapshot folder instead.
 
 The paper's other held-out sets (Laion2B, EuroSAT, CIFAR100, PatchCamelyon, Places365) exist
-only on the Hub; offline, a name that is not in the local HF cache fails at once, in one line.
+only on the Hub.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -20,46 +26,73 @@ IMAGE_COLUMNS = ("image", "img", "images", "picture", "photo", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label", "class", "target")
 TRUE = {"1", "ON", "YES", "TRUE"}
 LOCAL_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+#: Seconds for the reachability check of the endpoint (huggingface_hub alone retries for ~25 s).
+CONNECT_TIMEOUT = 3.0
 
 
-def offline_env() -> bool:
-    return any(os.environ.get(v, "").upper() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+def offline() -> bool:
+    """HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE / TRANSFORMERS_OFFLINE) as set now."""
+    return any((os.environ.get(v) or "").strip().upper() in TRUE for v in OFFLINE_VARS)
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connect to the Hub endpoint: without it, huggingface_hub retries for ~25 s before
-    failing. Behind a proxy a direct connect proves nothing, so it is skipped there."""
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    import socket
-    from urllib.parse import urlparse
+offline_env = offline  # the name data/ used before
 
-    import huggingface_hub.constants as hub
 
-    url = urlparse(hub.ENDPOINT)
+def endpoint() -> str:
+    """HF_ENDPOINT as set now, else huggingface_hub's endpoint."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def unreachable(url: str | None = None, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None when ``url`` (default the Hub endpoint) answers one HEAD request, else the reason in a few words."""
+    from huggingface_hub.utils import get_session
+
     try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
-        return True
-    except OSError:
-        return False
+        get_session().head(url or endpoint(), timeout=timeout)
+        return None
+    except Exception as e:  # noqa: BLE001 - DNS failure, refused, timeout, proxy error: all mean "offline"
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-@contextlib.contextmanager
-def _offline(force: bool = False):
-    """datasets and huggingface_hub read the offline switches once, at import; honour a later
-    change of the environment, or force offline (cache only) when the Hub is unreachable."""
+def hub_reachable(timeout: float = CONNECT_TIMEOUT) -> bool:
+    return unreachable(timeout=timeout) is None
+
+
+def cached_snapshot(repo_id: str, repo_type: str = "model", revision: str | None = None,
+                    cache_dir: str | None = None) -> Path | None:
+    """The local snapshot folder of ``repo_id`` in the Hub cache, or None (never the network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, cache_dir=cache_dir,
+                                      local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached, or an id the cache cannot hold: "not cached"
+        return None
+
+
+def _hub_source(path: str) -> str:
+    """Where ``datasets`` should read Hub dataset ``path`` from: the name, or its cached snapshot."""
     import datasets.config
-    import huggingface_hub.constants as hub
 
-    if not (force or offline_env()):
-        yield
-        return
-    saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE
-    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
+    if offline():
+        if datasets.config.HF_HUB_OFFLINE:  # datasets read the switch itself: its own cache works
+            return path
+        snap = cached_snapshot(path, "dataset")
+        if snap is None:
+            raise ProbeError(f"dataset {path!r} is not in the local HF cache and HF_HUB_OFFLINE / "
+                             f"HF_DATASETS_OFFLINE is set; load it once online or pass a folder or .npz")
+        return str(snap)
+    reason = unreachable()
+    if reason is not None:
+        snap = cached_snapshot(path, "dataset")
+        if snap is None:
+            raise ProbeError(f"dataset {path!r} is not in the local HF cache and the HF Hub is unreachable "
+                             f"({reason}); pass a folder, .npz or a built-in set instead")
+        return str(snap)
+    return path
 
 
 def _columns(ds, what: str) -> tuple[str, str | None, list[str] | None]:
@@ -119,30 +152,25 @@ def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int
         raise ProbeError("HF datasets is not installed (pip install datasets)") from e
     local = data_files is not None or data_dir is not None or Path(path).exists()
     where = str(data_files or data_dir or path)
-    unreachable = not local and not offline_env() and not hub_reachable()
     try:
-        with _offline(force=unreachable):
-            if local:
-                dd = datasets.load_dataset(path, config, data_files=data_files, data_dir=data_dir, cache_dir=cache_dir)
-                if split in dd:
-                    ds, used = dd[split], split
-                elif len(dd) == 1:
-                    used = next(iter(dd))
-                    ds = dd[used]
-                else:
-                    raise ProbeError(f"{where} has no split {split!r}; it has {', '.join(dd)}")
+        if local:
+            dd = datasets.load_dataset(path, config, data_files=data_files, data_dir=data_dir, cache_dir=cache_dir)
+            if split in dd:
+                ds, used = dd[split], split
+            elif len(dd) == 1:
+                used = next(iter(dd))
+                ds = dd[used]
             else:
-                ds, used = datasets.load_dataset(path, config, split=split, cache_dir=cache_dir), split
+                raise ProbeError(f"{where} has no split {split!r}; it has {', '.join(dd)}")
+        else:
+            ds, used = datasets.load_dataset(_hub_source(path), config, split=split, cache_dir=cache_dir), split
     except ProbeError:
         raise
     except Exception as e:  # noqa: BLE001 - datasets raises many types; the user needs one line
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if offline_env() and not local:
+        if offline() and not local:
             raise ProbeError(f"dataset {path!r} is not in the local HF cache and HF_HUB_OFFLINE / "
                              f"HF_DATASETS_OFFLINE is set; load it once online or pass a folder or .npz") from e
-        if unreachable:
-            raise ProbeError(f"dataset {path!r} is not in the local HF cache and the HF Hub is unreachable "
-                             f"(no network); pass a folder, .npz or a built-in set instead") from e
         if isinstance(e, (ConnectionError, TimeoutError, OSError)) and not local:
             raise ProbeError(f"dataset {path!r} could not be fetched from the HF Hub (no network?): {msg}") from e
         raise ProbeError(f"cannot load dataset {path!r}{f' ({config})' if config else ''}: {msg}") from e

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -99,17 +98,14 @@ def _cached_checkpoint(pcfg: dict, cache_dir: str | None) -> str | None:
 
 def _reachable(pcfg: dict, timeout: float = 3.0) -> bool:
     """Whether the host that serves a tag's weights answers at all (fail fast when offline)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    from ..data.hub import endpoint, offline, unreachable  # the one hub module: same switches as models and data
+
+    if offline():
         return False
-    url = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if pcfg.get("hf_hub") else pcfg.get("url", "")
-    host = urlparse(url).hostname
-    if not host:
+    url = endpoint() if pcfg.get("hf_hub") else pcfg.get("url", "")
+    if not urlparse(url).hostname:
         return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    return unreachable(url, timeout) is None
 
 
 def _resolve(arch: str, pretrained: str, cache_dir: str | None) -> tuple[str | None, dict | None]:

@@ -7,29 +7,13 @@ before huggingface_hub's own retries (about 25 s of back-off) could start.
 from __future__ import annotations
 
 import fnmatch
-import os
 from pathlib import Path
 
+from ..data.hub import CONNECT_TIMEOUT, cached_snapshot, endpoint, offline, unreachable  # the one hub module
 from ..errors import ProbeError
 
-#: Seconds for the reachability check of the endpoint.
-CONNECT_TIMEOUT = 3.0
+__all__ = ["download", "load_hub", "select_files", "offline", "endpoint", "CONNECT_TIMEOUT"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def offline() -> bool:
-    """HF_HUB_OFFLINE read now (huggingface_hub reads it once, at import)."""
-    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
-
-
-def endpoint() -> str:
-    from huggingface_hub import constants
-
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _how_to(repo_id: str) -> str:
@@ -69,25 +53,13 @@ def select_files(files: list[str], subfolder: str | None = None) -> list[str]:
 
 
 def _check_reachable(url: str, repo_id: str) -> None:
-    from huggingface_hub.utils import get_session
-
-    try:
-        get_session().head(url, timeout=CONNECT_TIMEOUT)
-    except Exception as e:  # DNS failure, refused, timeout, proxy error: all mean "offline"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ProbeError(f"cannot reach the Hub at {url} to fetch {repo_id!r} ({reason}); {_how_to(repo_id)}") from e
+    reason = unreachable(url)
+    if reason is not None:
+        raise ProbeError(f"cannot reach the Hub at {url} to fetch {repo_id!r} ({reason}); {_how_to(repo_id)}")
 
 
 def _cached(repo_id: str, revision: str | None, cache_dir: str | None) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
-        return None
-    except Exception:  # validation errors of odd ids: treat as "not cached"
-        return None
+    return cached_snapshot(repo_id, "model", revision, cache_dir)
 
 
 def download(repo_id: str, subfolder: str | None = None, revision: str | None = None,
