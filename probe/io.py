@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,13 @@ def _differences(old: Any, new: Any, most: int = 3) -> str:
     return ", ".join(diff[:most]) + (f" and {len(diff) - most} more" if len(diff) > most else "")
 
 
+def _make(folder: Path, message: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ProbeError(f"{message.format(folder)}: {_reason(folder / LOCK, e)}") from e
+
+
 class OutputFolder:
     """A command's output folder, checked, locked and fingerprinted before any computation.
 
@@ -95,6 +105,7 @@ class OutputFolder:
         self.finished = self.resumed = False
         self.note = ""
         self._locks: list[Path] = []
+        self._made_staging = False
 
     # -- entering ------------------------------------------------------------------------------
     def __enter__(self) -> OutputFolder:
@@ -102,11 +113,7 @@ class OutputFolder:
             raise ProbeError(f"--out {self.target} is a file, not a folder; choose another --out")
         try:
             if self.main:
-                try:
-                    self.target.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise ProbeError(f"cannot use {self.target} as the output folder: "
-                                     f"{_reason(self.target / LOCK, e)}") from e
+                _make(self.target, "cannot use {} as the output folder")
                 self._lock(self.target)
             state = self._read(self.target)
             if self.overwrite:
@@ -118,6 +125,8 @@ class OutputFolder:
                 self._write_settings(finished=False)
         except BaseException:
             self._unlock()
+            if self._made_staging:
+                shutil.rmtree(self.staging, ignore_errors=True)  # nothing of ours to resume there
             raise
         return self
 
@@ -142,15 +151,10 @@ class OutputFolder:
             self.resumed = True
             self.note = f"resuming the unfinished --overwrite run in {self.staging}"
         elif self.main and self.staging.exists():
-            import shutil
-
             shutil.rmtree(self.staging)
         if self.main:
-            try:
-                self.staging.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ProbeError(f"cannot stage the new result next to {self.target}: "
-                                 f"{_reason(self.staging / LOCK, e)}") from e
+            self._made_staging = not self.staging.exists()
+            _make(self.staging, f"cannot stage the new result of {self.target} in {{}}")
             self._lock(self.staging)
 
     def _read(self, folder: Path) -> dict | None:
@@ -172,30 +176,32 @@ class OutputFolder:
 
     # -- the lock ------------------------------------------------------------------------------
     def _lock(self, folder: Path) -> None:
-        import socket
-
+        """Take ``folder/.lock``: written whole to a temporary file, then linked into place (atomic)."""
         path, host = folder / LOCK, socket.gethostname()
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
+        tmp = folder / f"{LOCK}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            tmp.write_text(json.dumps({"pid": os.getpid(), "host": host}))
+            for _ in range(2):
                 try:
-                    holder = json.loads(path.read_text() or "{}")
-                except (OSError, ValueError):
-                    holder = {}
-                pid = holder.get("pid")
-                if isinstance(pid, int) and (holder.get("host") != host or _pid_alive(pid)):
-                    raise ProbeError(f"{folder} is in use by another probe process (pid {pid} on "
-                                     f"{holder.get('host')}); wait for it to finish or choose another --out "
-                                     f"(delete {path} if that process is gone)") from None
-                path.unlink(missing_ok=True)  # a stale lock of a dead process: take it over
-                continue
-            except OSError as e:
-                raise ProbeError(f"cannot use {folder} as the output folder: {_reason(path, e)}") from e
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": host}, f)
-            self._locks.append(path)
-            return
+                    os.link(tmp, path)
+                except FileExistsError:
+                    try:
+                        holder = json.loads(path.read_text() or "{}")
+                    except (OSError, ValueError):
+                        holder = {}
+                    pid = holder.get("pid")
+                    if isinstance(pid, int) and (holder.get("host") != host or _pid_alive(pid)):
+                        raise ProbeError(f"{folder} is in use by another probe process (pid {pid} on "
+                                         f"{holder.get('host')}); wait for it to finish or choose another --out "
+                                         f"(delete {path} if that process is gone)") from None
+                    path.unlink(missing_ok=True)  # a stale lock of a dead process: take it over
+                    continue
+                self._locks.append(path)
+                return
+        except OSError as e:
+            raise ProbeError(f"cannot use {folder} as the output folder: {_reason(path, e)}") from e
+        finally:
+            tmp.unlink(missing_ok=True)
         raise ProbeError(f"could not lock {folder}: another process keeps taking {path}; choose another --out")
 
     def _unlock(self) -> None:
@@ -226,8 +232,6 @@ class OutputFolder:
             self._locks = [self.target / LOCK]
             self.path = self.target
             if old.exists():
-                import shutil
-
                 shutil.rmtree(old, ignore_errors=True)
         self.finished = True
 
