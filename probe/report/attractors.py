@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from . import html as H
 from .context import model_facts
@@ -153,6 +154,7 @@ def decay_figure(aset, name: str):
         s = aset.steps[aset.status == code]
         if len(s):
             bx.hist(s.numpy(), bins=bins, alpha=0.7, label=f"{label} ({len(s)})")
+    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
     bx.set_xlabel("f-evaluations per seed (steps)")
     bx.set_ylabel("seeds")
     bx.set_title(f"steps per seed, max_steps {aset.config.get('max_steps')}", fontsize=9)
@@ -175,6 +177,7 @@ def radius_figure(aset, name: str):
             if len(g):
                 ax.hist(g.numpy(), bins=bins, alpha=0.6, label=f"{label} ({len(g)})")
     ax.axvline(1.0, color="k", ls="--", label="ρ = 1: stability boundary")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("spectral radius ρ of J_f (dimensionless)")
     ax.set_ylabel("count")
     ax.set_title(f"{name}\nspectral radius, {int(aset.stable.sum())} of {len(aset)} fixed points stable "

@@ -44,10 +44,15 @@ def _label(r, basis: str) -> str:
 
 
 def sparsity_figure(r, name: str, metric: str = "mse"):
+    """One panel per dataset: the sweep as curves, or one sparsity as bars with 95% intervals."""
+    import textwrap
+
     names = list(r.datasets)
-    fig = new_figure(4.6 * max(1, len(names)), 4.4)
-    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
     sweep = len(r.sparsities) > 1
+    n_bars = len(r.coders) * len(r.bases)
+    width = 5.2 if sweep else max(5.2, 0.62 * n_bars + 1.8)
+    fig = new_figure(width * max(1, len(names)), 4.8)
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
     for ax, d in zip(axes, names):
         floor = r.stat(d, AE, metric=metric).mean
         if sweep:
@@ -63,14 +68,20 @@ def sparsity_figure(r, name: str, metric: str = "mse"):
             s = r.sparsities[0] if r.sparsities else None
             bars = [(c, b, r.stat(d, b, c, s, metric)) for c in r.coders for b in r.bases]
             for j, (c, b, st) in enumerate(bars):
+                if st.mean != st.mean:  # not measured for this coder (e.g. lasso on the unmerged end points)
+                    ax.text(j, 0, "n/a", ha="center", va="bottom", fontsize=8)
+                    continue
                 ax.bar(j, st.mean, yerr=st.half, capsize=4, color=f"C{r.bases.index(b)}",
-                       hatch="" if c == "omp" else "//", label=f"{c} · {_label(r, b)}")
-            ax.set_xticks(range(len(bars)), [f"{c}\n{_label(r, b)}" for c, b, _ in bars], fontsize=8)
-            ax.set_xlabel(f"coder · basis at {100 * float(s):.3g}% sparsity" if s is not None else "coder · basis")
+                       hatch="" if c == "omp" else "//", edgecolor="k", linewidth=0.5)
+            ticks = [f"{c} · " + textwrap.shorten(_label(r, b), 24, placeholder="…") for c, b, _ in bars]
+            ax.set_xticks(range(len(bars)), ticks, rotation=35, ha="right", fontsize=8)
+            ax.set_xlabel(f"coder · basis, {100 * float(s):.3g}% of atoms non-zero" if s is not None else "coder · basis")
+            top = max([t.mean + t.half for _, _, t in bars if t.mean == t.mean] + [floor])
+            ax.set_ylim(0, 1.3 * top)  # room for the legend above the bars
         ax.axhline(floor, color="gray", ls=":", label=f"{AE} D(E(x)) = {floor:.3g}")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"{d} (n={r.datasets[d].get('n')})", fontsize=10)
-        ax.legend(fontsize=7)
+        ax.set_title(f"{textwrap.shorten(d, 60, placeholder='…')} (n={r.datasets[d].get('n')})", fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
     a = r.attractors
     fig.suptitle(f"{name}: {a.get('n_atoms')} {a.get('atoms_are')} as atoms, {r.config.get('n_images')} "
                  f"images per set, coder {r.config.get('coder')}", fontsize=10)

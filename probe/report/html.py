@@ -39,7 +39,8 @@ def table(head: list[str], rows: Iterable[list[Any]], *, caption: str = "", sort
     """A table; ``raw`` cells are HTML already. Sortable tables sort on a header click, and
     keep each cell's number in ``data-v`` so that "1e-05" sorts below "0.01"."""
     rows = list(rows)
-    attrs = f' class="{"sortable " if sortable else ""}{cls}"'.rstrip()
+    classes = " ".join(c for c in ("sortable" if sortable else "", cls) if c)
+    attrs = f' class="{classes}"' if classes else ""
     out = []
     if filter:
         out.append('<input class="filter" type="search" placeholder="filter rows ..." aria-label="filter rows">')

@@ -8,7 +8,7 @@ from .figures import figure_uri, new_figure
 from .generic import files_html, rows_table
 
 SOURCES = ("noise", "train", "test")
-REDRAWN = {"coefficient_vs_k.png", "mse_vs_k.png", "memorization.md"}
+REDRAWN = {"coefficient_vs_k.png", "mse_vs_k.png", "attractors_vs_epoch.png", "memorization.md"}
 
 
 def _measure(found) -> dict:
@@ -83,7 +83,8 @@ def study(found, rows: list[dict]) -> str:
     parts.append(H.img(figure_uri(study_figure(rows, found.meta.get("config") or {})), "memorization vs bottleneck",
                        caption="Left: memorization coefficient (max cosine of decoded attractors to the training "
                                "set, mean ± std over attractors) against bottleneck k, with the null level of "
-                               "held-out test images. Right: train and test reconstruction MSE."))
+                               "held-out test images. Middle: train and test reconstruction MSE. Right (when "
+                               "counted): distinct attractors after each counted epoch."))
     parts.append(files_html(found.files, skip=REDRAWN, title="Figures the study wrote"))
     parts.append(H.settings(found.meta))
     return "\n".join(p for p in parts if p)
@@ -92,8 +93,9 @@ def study(found, rows: list[dict]) -> str:
 def study_figure(rows: list[dict], config: dict):
     rows = sorted(rows, key=lambda r: r["k"])
     ks = [r["k"] for r in rows]
-    fig = new_figure(12, 4.4)
-    ax, bx = fig.subplots(1, 2)
+    counted = any(r.get("counts") for r in rows)
+    fig = new_figure(18 if counted else 12, 4.4)
+    ax, bx, *cx = fig.subplots(1, 3 if counted else 2)
     for source, style in zip(SOURCES, ("o-", "s--", "^:")):
         c = [r["measure"][source]["coefficient"] for r in rows]
         ax.errorbar(ks, [x["mean"] for x in c], yerr=[x["std"] for x in c], fmt=style, capsize=3,
@@ -116,4 +118,16 @@ def study_figure(rows: list[dict], config: dict):
     bx.set_ylabel("reconstruction MSE (images in [0, 1])")
     bx.set_title(f"MSE vs k, {config.get('n_train')} training images", fontsize=9)
     bx.legend(fontsize=7)
+    for a in (ax, bx):
+        a.set_xticks([], minor=True)  # only the k that were trained
+    if counted:
+        for r in rows:
+            if r.get("counts"):
+                cx[0].plot([c["epoch"] for c in r["counts"]], [c["attractors"] for c in r["counts"]], "o-",
+                           label=f"k={r['k']}")
+        cx[0].set_yscale("symlog")
+        cx[0].set_xlabel("training epoch")
+        cx[0].set_ylabel("distinct attractors (stable)")
+        cx[0].set_title(f"attractors from {config.get('count_seeds')} noise seeds during training", fontsize=9)
+        cx[0].legend(fontsize=7, ncol=2)
     return fig

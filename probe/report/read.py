@@ -142,5 +142,15 @@ def discover(folder: str | Path, depth: int = 3) -> tuple[list[Found], list[str]
                 walk(sub, left - 1)
 
     walk(folder, depth)
+    results = _drop_parts(results)
     results.sort(key=lambda f: (ORDER.index(f.section), str(f.folder)))
     return results, problems
+
+
+def _drop_parts(results: list[Found]) -> list[Found]:
+    """A dictionary result per dataset (the probe's resume cache) is shown once, inside the merged one."""
+    def sets(f: Found) -> set:
+        d = f.meta.get("datasets")
+        return set(d) if f.section == "dictionary" and isinstance(d, dict) else set()
+
+    return [f for f in results if not any(g is not f and sets(f) and sets(f) < sets(g) for g in results)]

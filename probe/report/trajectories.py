@@ -75,7 +75,7 @@ def film_strips(aset, m, n: int) -> str:
     except Exception as e:  # the engine is another owner's: a failure here costs only the strips
         return H.warn(f"No film strips: iterating the seeds again failed ({first_line(e)}).")
     out = [H.note(f"Seeds rebuilt from (seed {c.get('seed')}, index) and iterated again with tol {c.get('tol')} "
-                  f"and max_steps {c.get('max_steps')}; every {every}-th state is decoded.")]
+                  f"and max_steps {c.get('max_steps')}; the state every {every} steps (and the last) is decoded.")]
     for row, (i, label) in enumerate(picks):
         states = traj.path[row, : int(traj.path_len[row])]
         steps = [min(j * every, int(traj.steps[row])) for j in range(len(states))]

@@ -113,7 +113,7 @@ def memorization_folder(built):
     """A two-row study of tiny random conv autoencoders, each row from probe's own measure()."""
     from probe.field import FieldConfig
     from probe.maps.convae import ConvAE
-    from probe.probes.memorization import MeasureConfig, measure
+    from probe.probes.memorization import MeasureConfig, count_attractors, measure
     from probe.probes.memorization_study import MemorizationStudy
 
     g = torch.Generator().manual_seed(6)
@@ -126,6 +126,7 @@ def memorization_folder(built):
             m = ConvAE(width=4, bottleneck=k)
         one = measure(m, train, test, cfg)
         one.save(built["root"] / "memorization" / f"k{k:03d}" / "memorization")
-        rows.append({"k": k, "train_mse": 0.1 / k, "test_mse": 0.12 / k, "measure": one.facts, "counts": []})
+        counts = [{**count_attractors(m, cfg, 8), "epoch": 0}]  # before training: a random init
+        rows.append({"k": k, "train_mse": 0.1 / k, "test_mse": 0.12 / k, "measure": one.facts, "counts": counts})
     study = MemorizationStudy({"dataset": "random", "epochs": 0, "n_seeds": 8, "n_train": 24}, rows)
     return study.save(built["root"] / "memorization")

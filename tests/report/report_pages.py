@@ -45,3 +45,13 @@ def check_page(path) -> Page:
     assert "could not be drawn" not in text and "could not be read back" not in text
     assert page.tags.get("table", 0) >= 1 and "Settings that made this result" in page.all_text
     return page
+
+
+def image_sizes(page: Page) -> list[tuple[int, int]]:
+    """(width, height) in pixels of every embedded image."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))).size for s in page.srcs]

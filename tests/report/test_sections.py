@@ -1,7 +1,7 @@
 """One page per result kind, built from results made on tiny maps: tables, figures, settings."""
 from __future__ import annotations
 
-from report_pages import check_page
+from report_pages import check_page, image_sizes
 
 from probe.report import write_report
 
@@ -24,6 +24,7 @@ def test_ood_page(ood_folder, tmp_path):
         assert method in text
     assert "FPR95 (%)" in text and "AUROC (%)" in text and "ROC per OOD set" in text
     assert page.tags["img"] == 2  # ROC curves and histograms
+    assert all(w >= 500 and h >= 400 for w, h in image_sizes(page))  # figures large enough to read
 
 
 def test_compare_page(compare_folder, tmp_path):
@@ -47,6 +48,7 @@ def test_memorization_page(memorization_folder, tmp_path):
     page = check_page(write_report(memorization_folder, tmp_path / "m.html"))
     text = page.all_text
     assert "coef (noise)" in text and "null" in text and "memorization coefficient" in text
+    assert max(w for w, _ in image_sizes(page)) >= 18 * 100  # three panels: the attractor counts are drawn
     assert page.tags["img"] >= 1
     one = check_page(write_report(memorization_folder / "k002" / "memorization", tmp_path / "one.html")).all_text
     assert "Attractors from noise, training images and test images" in one and "Null level" in one
