@@ -18,7 +18,7 @@ PROBE = Path(__file__).resolve().parent.parent / "probe"
 LAYERS = [
     ["errors"],
     ["files"],
-    ["io", "config"],
+    ["io", "config", "convert"],
     ["result"],
     ["images"],
     ["sparse"],

@@ -199,3 +199,12 @@ def test_known_kinds_are_lazy_and_result_imports_no_upper_layer():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     assert KNOWN_KINDS["AttractorSet"] == "probe.field.attractors"
+
+
+@pytest.mark.parametrize("kind", sorted(KNOWN_KINDS))
+def test_every_known_kind_is_a_result_of_that_name(kind):
+    import importlib
+
+    cls = getattr(importlib.import_module(KNOWN_KINDS[kind]), kind, None)
+    assert cls is not None, f"{KNOWN_KINDS[kind]} defines no {kind}"
+    assert issubclass(cls, Result) and cls.kind == kind, f"{kind} does not subclass probe.result.Result yet"
