@@ -226,9 +226,15 @@ class OutputFolder:
         self._write_settings(finished=True)
         if self.overwrite:
             old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
-            if self.target.exists():
-                os.replace(self.target, old)
-            os.replace(self.staging, self.target)
+            try:
+                if self.target.exists():
+                    os.replace(self.target, old)
+                os.replace(self.staging, self.target)
+            except OSError as e:
+                if old.exists() and not self.target.exists():
+                    os.replace(old, self.target)
+                raise ProbeError(f"the new result is complete in {self.staging} but could not replace "
+                                 f"{self.target}: {_reason(self.target, e)}") from e
             self._locks = [self.target / LOCK]
             self.path = self.target
             if old.exists():

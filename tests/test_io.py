@@ -184,3 +184,33 @@ def test_read_only_folder_is_one_line_before_any_work(tmp_path):
             pass
     finally:
         ro.chmod(0o700)
+
+
+def test_every_writer_goes_through_atomic_write():
+    """No file under probe/ writes a file itself (only into the temporary file atomic_write hands it)."""
+    import ast
+    from pathlib import Path
+
+    probe_dir = Path(io.__file__).parent
+    writers = {"write_text", "write_bytes", "savefig", "mkstemp", "NamedTemporaryFile", "save_file", "savez",
+               "savez_compressed", "_atomic_write"}
+    bad = []
+    for path in sorted(probe_dir.rglob("*.py")):
+        if path.name == "files.py" and path.parent == probe_dir:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "save" and isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "torch":
+                name = "torch.save"
+            if name == "open" and any(isinstance(a, ast.Constant) and "w" in str(a.value) for a in node.args[1:]):
+                name = "open(..., 'w')"
+            if name not in writers | {"torch.save", "open(..., 'w')"}:
+                continue
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            if name not in ("mkstemp", "NamedTemporaryFile", "_atomic_write") and names & {"tmp", "buf", "fh"}:
+                continue  # writing into atomic_write's temporary file, or into memory
+            bad.append(f"{path.relative_to(probe_dir.parent)}:{node.lineno} {name}")
+    assert not bad, "write through probe.io.atomic_write / save_*:\n" + "\n".join(bad)
