@@ -23,20 +23,21 @@ taef2() {
 
 # The bundled Fashion-MNIST conv autoencoder (k = 16, 28 px grey; same weights as runs/fmnist-k16):
 # 4096 Gaussian seeds as in the paper, iterated to tol 1e-6 within 3000 steps (the family's defaults).
-# Its latent has 16 dims, so at most 16 atoms per basis (a seeded random 16 when more attractors exist).
+# The atoms are all distinct attractors found (fewer than 20: the table says the 5% code is degenerate
+# and codes with the unmerged end points too); the orthogonal basis has at most 16 (the latent dims).
 fmnist() {
-  .venv/bin/probe dictionary builtin:fmnist-k16 --atoms 4096 \
+  .venv/bin/probe dictionary builtin:fmnist-k16 --seeds 4096 \
     --datasets fashion-mnist,mnist,cifar10,imagenet1k-500 --n-images 500 --sparsity 0.05 --sweep --coder both \
     --out runs/dictionary-fmnist-k16
 }
 
 # A CIFAR-10 conv autoencoder of the paper's family (k = 128, d = 32, 32 px RGB), trained here for 20
 # epochs on the 10k-image CIFAR-10 train split (resumable; a finished run is not retrained), then the
-# same probe with 4096 seeds; at most 128 atoms per basis.
+# same probe with 4096 seeds; the orthogonal basis has at most 128 atoms (the latent dims).
 cifar() {
   .venv/bin/probe train --dataset cifar10 --image-channels 3 --width 32 --bottleneck 128 --epochs 20 \
     --out runs/dictionary-cifar10-k128-model
-  .venv/bin/probe dictionary runs/dictionary-cifar10-k128-model --atoms 4096 \
+  .venv/bin/probe dictionary runs/dictionary-cifar10-k128-model --seeds 4096 \
     --datasets cifar10,imagenet1k-500,fashion-mnist,mnist --n-images 500 --sparsity 0.05 --sweep --coder both \
     --out runs/dictionary-cifar10-k128
 }

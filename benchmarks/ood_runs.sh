@@ -29,6 +29,6 @@ if [[ $which == taef2 || $which == all ]]; then
   # (b) TAEF2 on held-out sets at 32 px. CPU-sized: 100 images per set and a 20-step budget
   # (TAEF2 is expansive: its iteration does not converge in the paper's 500 steps either).
   $PROBE ood "$TAEF2" --train cifar10 --test-in cifar10 --test-out imagenet1k-500,noise:uniform,noise:gaussian \
-    --resolution 32 --n-train 100 --n-test 100 --knn-k 10 --max-steps 20 --batch-size 50 --out runs/ood-taef2
+    --resolution 32 --n-train 100 --n-test 100 --knn-k 10 --max-steps 20 --image-batch 50 --out runs/ood-taef2
   publish runs/ood-taef2 taef2
 fi

@@ -14,21 +14,22 @@ for more epochs than were run extends the run.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from .config import asdict, field
-from .errors import ProbeError
+from .errors import ConfigError, ProbeError
 from .io import load_json, save_json
 from .maps.convae import ConvAE, ConvAEConfig, load_saved
+
+__all__ = ["TrainConfig", "TrainRun", "train", "augment", "mse", "AUGMENTS"]
 
 AUGMENTS = ("none", "shift", "flip", "shift+flip")
 #: Fields that may differ when a run is resumed (everything else must match the folder).
@@ -62,11 +63,11 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("width", "bottleneck", "epochs", "batch_size", "lr_step"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.augment not in AUGMENTS:
-            raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError("lr must be > 0 and weight_decay >= 0")
+            raise ConfigError("lr must be > 0 and weight_decay >= 0")
 
 
 @dataclass
@@ -79,7 +80,7 @@ class TrainRun:
     folder: Path
 
     @classmethod
-    def load(cls, folder: str | Path) -> "TrainRun":
+    def load(cls, folder: str | Path) -> TrainRun:
         folder = Path(folder)
         meta = load_json(folder / "train.json")
         cfg = TrainConfig(**meta["config"])
@@ -183,8 +184,9 @@ def train(cfg: TrainConfig, out: str | Path, *, train_set=None, test_set=None,
     if x_train.shape[-2] != size:
         raise ProbeError(f"training images must be square, got {tuple(x_train.shape[-2:])}")
 
-    torch.manual_seed(cfg.seed)
-    model = ConvAE(ConvAEConfig(image_size=size, image_channels=chans, width=cfg.width, bottleneck=cfg.bottleneck))
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays as it was
+        torch.manual_seed(cfg.seed)
+        model = ConvAE(ConvAEConfig(image_size=size, image_channels=chans, width=cfg.width, bottleneck=cfg.bottleneck))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     state_path = folder / "checkpoints" / "state.pt"
@@ -246,14 +248,7 @@ def _save_epoch(folder: Path, net: ConvAE, opt, sched, cfg: TrainConfig, history
     net.save(folder, **facts)
     _atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch}, folder / "checkpoints" / "state.pt")
-    data = {k: getattr(s, "describe", lambda: {"tensor": list(s.shape)})() for k, s in
+    data = {k: s.describe() if hasattr(s, "describe") else {"tensor": list(s.shape)} for k, s in
             (("train", train_set), ("test", test_set)) if s is not None}
     save_json(folder / "train.json", {"config": asdict(cfg), "map": net.describe(), "data": data, "history": history})
 
-
-def default_config(**overrides) -> TrainConfig:
-    """A TrainConfig with ``overrides`` applied (bad values raise ProbeError)."""
-    try:
-        return dataclasses.replace(TrainConfig(), **overrides)
-    except (TypeError, ValueError) as e:
-        raise ProbeError(f"bad TrainConfig: {e}") from e

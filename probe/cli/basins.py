@@ -1,16 +1,18 @@
 """``probe basins SPEC --images D``: which inputs does each attractor capture?
 
-Every image of ``D`` is encoded and iterated to its attractor; per attractor the output folder
-gets a gallery (the decoded attractor, then images of its basin with their classes), and
-``basins.md`` lists basin sizes and class mixes.
+Every image of ``D`` is encoded and iterated to its attractor (checkpointed into OUT/attractors);
+per attractor the output folder gets a gallery (the decoded attractor, then images of its basin
+with their classes), and ``basins.md`` lists basin sizes and class mixes.
 
-    probe basins builtin:fmnist-k16 --images fashion-mnist --n-images 2000 --out basins-out
+    probe basins builtin:fmnist-k16 --images fashion-mnist --n-images 2000
 """
 from __future__ import annotations
 
 import argparse
 
-from .train import add_config_flags, config_from_args
+from . import flags
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -18,27 +20,36 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("basins", help="iterate every image to its attractor; galleries of each basin",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", help="model: builtin:<name>, a local directory, or a Hub id")
+    flags.add_model_flags(p)
     p.add_argument("--images", required=True, help="image set (probe.data spec: fashion-mnist, mnist, cifar10, a folder...)")
-    p.add_argument("--resolution", type=int, default=None, help="image size (default: the model's native size, else 256)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--out", default="basins-out", help="output folder")
-    p.add_argument("--config", default=None, help="YAML file with BasinsConfig fields (flags override it)")
-    add_config_flags(p, BasinsConfig)
+    flags.add_config_flags(p, BasinsConfig)
+    flags.add_field_flags(p, BasinsConfig().field, skip=("n_seeds", "seed_dist"))
+    flags.add_data_flags(p)
+    flags.add_output_flags(p, "basins-out/<model>")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .. import load
+    from ..config import asdict
     from ..data import load_images
-    from ..probes.basins import BasinsConfig, run_basins
+    from ..probes.basins import Basins, BasinsConfig, run_basins
+    from ..probes.common import model_of, resolution_of
 
-    cfg = config_from_args(BasinsConfig, args)
-    model = load(args.spec, device=args.device)
-    res = args.resolution or model.image_size or model.default_resolution()
-    images = load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.seed, resolution=res,
-                         channels=model.image_channels)
-    result = run_basins(model, images, args.out, cfg, device=args.device)
-    print(result.table(top=10))
-    print(f"galleries and basins.md in {args.out}")
+    cfg = flags.config_from_args(BasinsConfig, args)
+    model = flags.load_model(args, args.spec, cfg.field)
+    res = resolution_of(model, cfg.field.resolution)
+    out = flags.resolve_out(args, "basins", args.spec)
+    settings = {"command": "basins", "model": model_of(model), "images": args.images, "resize": args.resize,
+                "config": {**asdict(cfg), "field": asdict(cfg.field.resolve(model))}}
+    with flags.output_folder(args, out, settings) as folder:
+        result = flags.reuse(args, folder, lambda: Basins.load(out))
+        if result is None:
+            images = load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=res,
+                                 channels=model.image_channels, **flags.image_options(args))
+            result = run_basins(model, images, folder.path, cfg, progress=not args.quiet, overwrite=args.overwrite)
+            flags.record_command(args, folder.path, cfg, spec=args.spec)
+    flags.emit(args, result.table(top=10) + f"\ngalleries and basins.md in {out}",
+               {"command": "basins", "out": str(out), "spec": args.spec, "attractors": len(result.points),
+                "images": len(result.assignment), "purity": result.purity(), "basins": result.rows()})
+    flags.write_report(args, out)
     return 0

@@ -2,63 +2,100 @@
 
 Gaussian seeds (no data) -> attractors of the bundled Fashion-MNIST conv autoencoder ->
 the attractors as a sparse-coding dictionary for held-out Fashion-MNIST test images and
-one more set, against a random orthogonal basis and PCA. Writes everything under --out.
+one more set, against a random orthogonal basis and PCA. When the distinct attractors are
+fewer than 20 (a 5% code of them is then one atom), the unmerged end points are coded as
+atoms too, labelled as such. Writes everything under --out and, when the report writer is
+installed, a report of the folder.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
+
+from ..config import field
+from ..field.config import FieldConfig
+from . import flags
+
+__all__ = ["DemoConfig", "add_parser", "run", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "builtin:fmnist-k16"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """``probe demo``: a dictionary probe sized to run in about a minute on a laptop CPU."""
+
+    section = "demo"
+
+    datasets: list = field(["fashion-mnist", "mnist"], "held-out image sets")
+    n_images: int = field(500, "test images per set (paper: 500)")
+    coder: str = field("both", "sparse coder: omp, lasso or both")
+    sweep: bool = field(False, "also the sparsity sweep (slower)")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(n_seeds=512), "the attractor search: 512 Gaussian seeds (a minute on "
+                                                         "one CPU core; the paper's 4096 with --seeds 4096)")
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the main job on the embedded default model (offline)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
-    p.add_argument("--seeds", type=int, default=512, help="Gaussian seeds iterated to attractors (default 512)")
-    p.add_argument("--datasets", default="fashion-mnist,mnist", help="held-out sets (default fashion-mnist,mnist)")
-    p.add_argument("--n-images", type=int, default=500, help="test images per set (paper: 500)")
-    p.add_argument("--coder", default="both", choices=["omp", "lasso", "both"], help="sparse coder (default both)")
-    p.add_argument("--sweep", action="store_true", help="also the sparsity sweep (slower)")
-    p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
+    flags.add_config_flags(p, DemoConfig)
+    flags.add_field_flags(p, DemoConfig().field)
+    flags.add_output_flags(p, "demo-out")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import probe
-    from ..field import find_attractors
-    from ..probes.dictionary import DictionaryConfig, log_stderr, run_dictionary
-    from .dictionary import render
+    import sys
+
+    from ..config import asdict
+    from ..probes.common import model_of
+    from ..probes.dictionary import DictionaryConfig, run_dictionary
+    from ..probes.dictionary_report import DictionaryReport
+    from .dictionary import write_outputs
 
     t0 = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    m = probe.load(args.model)
-    res = m.image_size or m.default_resolution()
-    print(f"model: {m.name} ({m.n_parameters():,} parameters), latent {tuple(m.latent_shape(res))}, "
-          f"tol {m.field_defaults['tol']:g}, max_steps {m.field_defaults['max_steps']}", file=sys.stderr)
+    cfg = flags.config_from_args(DemoConfig, args)
+    m = flags.load_model(args, args.model, cfg.field)
+    out = flags.resolve_out(args, "demo")
+    dcfg = DictionaryConfig(n_images=cfg.n_images, coder=cfg.coder, sweep=cfg.sweep, field=cfg.field)
+    settings = {"command": "demo", "model": model_of(m), "datasets": cfg.datasets,
+                "config": {**asdict(dcfg), "field": asdict(cfg.field.resolve(m))}}
+    resolved = cfg.field.resolve(m)
+    flags.note(args, f"model: {m.name} ({m.n_parameters():,} parameters), latent {tuple(m.latent_shape())}, "
+                     f"{cfg.field.n_seeds} seeds, tol {resolved.tol:g}, max_steps {resolved.max_steps}")
+    with flags.output_folder(args, out, settings) as folder:
+        report = flags.reuse(args, folder, lambda: DictionaryReport.load(out / "report"))
+        if report is None:
+            report = run_dictionary(m, None, list(cfg.datasets), dcfg, out=folder.path, log=flags.say(args),
+                                    progress=not args.quiet, overwrite=args.overwrite)
+            from ..field import AttractorSet
 
-    aset = find_attractors(m, n_seeds=args.seeds, seed=0, out=out / "attractors")
-    aset.plot(m, out / "attractors.png")
-    print("\n## Attractors from Gaussian noise (no data)\n")
-    for line in aset.summary():
-        print(f"- {line}")
-
-    cfg = DictionaryConfig(atoms=args.seeds, n_images=args.n_images, coder=args.coder, sweep=args.sweep)
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    report = run_dictionary(m, aset, datasets, cfg, out=out, log=log_stderr)
-    report.save(out / "report")
-    command = f"probe demo --model {args.model} --seeds {args.seeds} --datasets {args.datasets} " \
-              f"--n-images {args.n_images} --coder {args.coder}{' --sweep' if args.sweep else ''} --out {args.out}"
-    (out / "dictionary.md").write_text(render(report, command))
-    report.to_csv(out / "dictionary.csv")
-    report.plot(out / "sparsity_mse.png")
-    report.plot_reconstructions(out / "reconstructions.png")
-    print("\n## Attractors as a dictionary\n")
-    print(report.to_markdown())
-    print(f"\ndone in {time.time() - t0:.0f} s. Results and figures: {out.resolve()}")
-    print("  attractors/ attractors.png dictionary.md dictionary.csv sparsity_mse.png reconstructions.png report/")
+            aset = AttractorSet.load(folder.path / "attractors")
+            aset.plot(m, folder.path / "attractors.png")
+            write_outputs(report, folder.path, flags.command_line(args))
+            flags.record_command(args, folder.path, report.config, spec=args.model)
+    a = report.attractors
+    atoms = (f"{a['n_seeds']} atoms (the unmerged end points, {a.get('end_point_directions')} distinct directions; "
+             f"{a['n_atoms']} {a['atoms_are']})" if a.get("degenerate") else f"{a['n_atoms']} {a['atoms_are']}")
+    text = (f"## Attractors from Gaussian noise (no data)\n\n{a['n_found']} {a['atoms_are']} from {a['n_seeds']} "
+            f"seeds ({a['n_fixed_points']} fixed points, dynamics {a['verdict']})\n\n"
+            f"## Attractors as a dictionary\n\n{report.to_markdown()}")
+    flags.emit(args, text, {"command": "demo", "out": str(out), "atoms": a, "rows": report.summary_rows()})
+    report_path = None
+    try:
+        from ..report import write_report
+    except ImportError:
+        write_report = None
+    if write_report is not None:
+        report_path = write_report(out)
+    if not args.quiet and not args.json:
+        print(f"\ndone in {time.time() - t0:.0f} s; a dictionary of {atoms}. Results and figures: {out.resolve()}")
+        print("  attractors/ attractors.png dictionary.md dictionary.csv sparsity_mse.png reconstructions.png report/")
+        if report_path is not None:
+            print(f"  report: {report_path}")
+    elif report_path is not None and not args.quiet:
+        print(f"report: {report_path}", file=sys.stderr)
     return 0

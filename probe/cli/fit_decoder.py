@@ -16,7 +16,9 @@ import json
 from pathlib import Path
 
 from ..errors import ProbeError
-from .train import add_config_flags, config_from_args
+from . import flags
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -25,14 +27,13 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("fit-decoder", help="fit a surrogate decoder to a frozen encoder (open_clip:...)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="the encoder: open_clip:<arch>/<tag | checkpoint path | random>")
-    p.add_argument("--out", required=True, help="folder for probe_map.json + decoder (+ encoder) weights")
-    p.add_argument("--config", default=None, help="YAML file with FitConfig fields (flags override it)")
     p.add_argument("--latent", default="sphere", choices=["sphere", "raw"],
                    help="latent: L2-normalized embedding * sqrt(d) (sphere, default) or the raw embedding")
     p.add_argument("--cache-dir", default=None, help="where open_clip looks for (and downloads) pretrained weights")
     p.add_argument("--model-cfg", default=None,
                    help="open_clip config overrides as JSON or a .json file (custom or tiny architectures)")
-    add_config_flags(p, FitConfig)
+    flags.add_config_flags(p, FitConfig)
+    flags.add_output_flags(p, "fit-decoder-out/<encoder>")
     p.set_defaults(func=run)
 
 
@@ -55,18 +56,23 @@ def run(args) -> int:
     from ..maps.registry import load
     from ..maps.surrogate import FitConfig
 
-    cfg = config_from_args(FitConfig, args)
+    cfg = flags.config_from_args(FitConfig, args)
+    out = flags.resolve_out(args, "fit-decoder", args.spec)
     opts = {}
     if str(args.spec).startswith("open_clip:"):
         opts = {"latent": args.latent, "model_cfg": _json_arg(args.model_cfg), "cache_dir": args.cache_dir}
     encoder = load(args.spec, **opts)
     images = load_images(cfg.images, split=cfg.split, n=cfg.n_images, seed=cfg.seed)
-    print(f"fitting a {cfg.resolution} px decoder to {encoder.name} on {len(images)} images of {images.name} "
-          f"({cfg.epochs} epochs, consistency {cfg.consistency}, {cfg.device})")
-    model = fit_surrogate(encoder, images, cfg, log=lambda line: print("  " + line, flush=True))
-    model.save(args.out)
+    flags.note(args, f"fitting a {cfg.resolution} px decoder to {encoder.name} on {len(images)} images of "
+                     f"{images.name} ({cfg.epochs} epochs, consistency {cfg.consistency}, {cfg.device})")
+    say = flags.say(args)
+    model = fit_surrogate(encoder, images, cfg, log=(lambda line: say("  " + line)) if say else None)
+    model.save(out)
+    flags.record_command(args, out, cfg, spec=args.spec)
     last = model.fit_info["history"][-1]
     val = (f"val PSNR {last['val_psnr']:.2f} dB, field residual ||f(z)-z||^2/||z||^2 {last['val_residual']:.4f}"
            if "val_psnr" in last else f"train mse {last['train_mse']:.5f}")
-    print(f"surrogate saved in {args.out} (load with probe.load({str(args.out)!r})); {val}")
+    flags.emit(args, f"surrogate saved in {out} (load with probe.load({str(out)!r})); {val}",
+               {"command": "fit-decoder", "out": str(out), "spec": args.spec, "last": last})
+    flags.write_report(args, out)
     return 0

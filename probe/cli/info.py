@@ -4,23 +4,27 @@ from __future__ import annotations
 import json
 import time
 
+from . import flags
+
+__all__ = ["add_parser", "info", "run"]
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="load a model and print its latent map facts and round-trip PSNR",
                               description="Load SPEC (local folder, Hub id, builtin:<name>, open_clip:...) and print "
                                           "its class, source, parameters, latent shape, dtype, device and the "
                                           "round-trip PSNR on a real photo (scikit-learn's china.jpg).")
-    p.add_argument("spec", metavar="SPEC", help="model: a folder, a Hub id owner/name, builtin:<name>")
+    flags.add_model_flags(p, device_dtype=True)
     p.add_argument("--resolution", type=int, default=256, help="image size in pixels (default 256; "
                    "fixed-size models use their own)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (default fp32)")
     p.add_argument("--sample", action="store_true", help="encode with a posterior sample instead of the mean")
     p.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="print nothing (the exit status says whether it loads)")
     p.set_defaults(func=run)
 
 
-def info(spec: str, resolution: int = 256, device: str = "cpu", dtype: str = "fp32", sample: bool = False) -> dict:
+def info(spec: str, resolution: int = 256, device: str = "cpu", dtype: str = "fp32", sample: bool = False,
+         **options) -> dict:
     """The facts ``probe info`` prints, as a dict."""
     import torch
 
@@ -30,7 +34,7 @@ def info(spec: str, resolution: int = 256, device: str = "cpu", dtype: str = "fp
 
     if resolution < 1:
         raise ProbeError(f"--resolution must be positive, got {resolution}")
-    options = {"sample": True} if sample else {}
+    options = {**options, **({"sample": True} if sample else {})}
     t0 = time.perf_counter()
     m = load(spec, device=device, dtype=dtype, **options)
     load_s = time.perf_counter() - t0
@@ -58,7 +62,11 @@ def info(spec: str, resolution: int = 256, device: str = "cpu", dtype: str = "fp
 
 
 def run(args) -> int:
-    facts = info(args.spec, args.resolution, args.device, args.dtype, args.sample)
+    options = {k: v for k, v in {"model_args": flags.model_args(args.model_arg) or None, "image_size": args.image_size,
+                                 "channels": args.channels}.items() if v is not None}
+    facts = info(args.spec, args.resolution, args.device or "cpu", args.dtype or "fp32", args.sample, **options)
+    if args.quiet:
+        return 0
     if args.json:
         from ..io import to_jsonable
 

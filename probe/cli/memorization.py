@@ -4,7 +4,7 @@ Trains one conv autoencoder per bottleneck k (resumable model by model), then me
 memorization coefficient of attractors from noise, training and test images next to the null
 level, generalization rank, train / test MSE, attractors per epoch, Chamfer similarity.
 
-    probe memorization --dataset fashion-mnist --bottlenecks 2,4,8,16,32,64,128 --epochs 20 --out mem-fmnist
+    probe memorization --dataset fashion-mnist --bottlenecks 2,4,8,16,32,64,128 --epochs 20
 
 With ``--model SPEC`` it measures one trained model instead (no training).
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from .train import add_config_flags, config_from_args
+from . import flags
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -20,50 +22,71 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("memorization", help="memorization coefficient vs bottleneck (trains a sweep, resumable)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="memorization-out", help="study folder (an interrupted sweep resumes from it)")
     p.add_argument("--model", default=None, help="measure this one trained model instead of training a sweep")
-    p.add_argument("--config", default=None, help="YAML file with MemorizationConfig fields (flags override it)")
-    add_config_flags(p, MemorizationConfig)
+    g = p.add_argument_group("model")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="option for --model's adapter (repeatable)")
+    g.add_argument("--image-size", type=int, default=None, help="image size of a --model that declares none")
+    g.add_argument("--channels", type=int, choices=[1, 3], default=None, help="image channels of such a --model")
+    flags.add_config_flags(p, MemorizationConfig)
+    flags.add_field_flags(p, MemorizationConfig().field)
+    flags.add_output_flags(p, "memorization-out/<dataset> (or <model>)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..probes.memorization_study import MemorizationConfig, run_study
+    from ..config import asdict
+    from ..probes.memorization_study import MemorizationConfig, MemorizationStudy, run_study
 
-    cfg = config_from_args(MemorizationConfig, args)
+    cfg = flags.config_from_args(MemorizationConfig, args)
     if args.model:
         return _one(args, cfg)
-    study = run_study(cfg, args.out)
-    print(study.table())
-    print(f"table, plots and models in {args.out}")
+    out = flags.resolve_out(args, "memorization", cfg.dataset)
+    with flags.output_folder(args, out, {"command": "memorization", "config": asdict(cfg)}) as folder:
+        study = flags.reuse(args, folder, lambda: MemorizationStudy.load(out))
+        if study is None:
+            study = run_study(cfg, folder.path, log=flags.say(args), progress=not args.quiet)
+            flags.record_command(args, folder.path, cfg)
+    flags.emit(args, study.table() + f"\ntable, plots and models in {out}",
+               {"command": "memorization", "out": str(out), "rows": study.to_rows()})
+    flags.write_report(args, out)
     return 0
 
 
 def _one(args, cfg) -> int:
-    from pathlib import Path
-
-    from .. import load
+    from ..config import asdict
     from ..data import load_images
-    from ..io import save_json
-    from ..probes.memorization import measure
+    from ..probes.common import model_of
+    from ..probes.memorization import Memorization, measure
 
-    model = load(args.model, device=cfg.device)
-    kw = dict(resolution=model.image_size, channels=model.image_channels)
-    train = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.seed, **kw)
-    test = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.seed, **kw)
-    keep: dict = {}
-    out = measure(model, train, test, cfg.measure_config(), device=cfg.device, keep=keep)
-    folder = Path(args.out)
-    for source, aset in keep.items():
-        aset.save(folder / f"attractors_{source}")
-        aset.plot(model, folder / f"attractors_{source}.png", max_points=32)
-    save_json(folder / "memorization.json", {**out, "model": args.model, "dataset": cfg.dataset})
-    print(f"null level (test images): {out['null']['mean']:.3f} ± {out['null']['std']:.3f}")
+    model = flags.load_model(args, args.model, cfg.field)
+    out = flags.resolve_out(args, "memorization", args.model)
+    mcfg = cfg.measure_config()
+    settings = {"command": "memorization", "model": model_of(model), "dataset": cfg.dataset, "n_train": cfg.n_train,
+                "n_test": cfg.n_test, "config": {**asdict(mcfg), "field": asdict(mcfg.field.resolve(model))}}
+    with flags.output_folder(args, out, settings) as folder:
+        result = flags.reuse(args, folder, lambda: Memorization.load(out))
+        if result is None:
+            kw = dict(resolution=model.image_size, channels=model.image_channels)
+            train = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.field.seed, **kw)
+            test = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.field.seed, **kw)
+            keep: dict = {}
+            result = measure(model, train, test, mcfg, out=folder.path, progress=not args.quiet, keep=keep,
+                             overwrite=args.overwrite)
+            for source, aset in keep.items():
+                aset.plot(model, folder.path / f"attractors_{source}.png", max_points=32)
+            result.save(folder.path)
+            flags.record_command(args, folder.path, result.config_, spec=args.model, dataset=cfg.dataset)
+    lines = [f"null level (test images): {result['null']['mean']:.3f} ± {result['null']['std']:.3f}"]
     for source in ("noise", "train", "test"):
-        r = out[source]
+        r = result[source]
         c = r["coefficient"]
-        print(f"attractors from {source}: {r['attractors']} ({r['converged']}/{r['seeds']} seeds converged), "
-              f"coefficient {c['mean']:.3f} ± {c['std']:.3f}, generalization rank {r['generalization_rank']}")
-    print(f"Chamfer similarity train-noise {out['chamfer']['train_noise']:.3f}, test-noise {out['chamfer']['test_noise']:.3f}")
-    print(f"results in {folder}")
+        lines.append(f"attractors from {source}: {r['attractors']} ({r['converged']}/{r['seeds']} seeds converged), "
+                     f"coefficient {c['mean']:.3f} ± {c['std']:.3f}, generalization rank {r['generalization_rank']}")
+    lines.append(f"Chamfer similarity train-noise {result['chamfer']['train_noise']:.3f}, "
+                 f"test-noise {result['chamfer']['test_noise']:.3f}")
+    lines.append(f"results in {out}")
+    flags.emit(args, "\n".join(lines), {"command": "memorization", "out": str(out), "spec": args.model,
+                                        "rows": result.to_rows()})
+    flags.write_report(args, out)
     return 0

@@ -3,37 +3,38 @@
 Data specs are those of ``probe.data.load_images`` (fashion-mnist, mnist, cifar10,
 imagenet1k-500, photos, digits, noise:uniform, noise:gaussian, a folder, a .npz, hf:<name>);
 ``--train`` reads the ``train`` split and the test sets the ``test`` split unless a spec
-ends in ``@<split>`` (e.g. ``cifar10@train``).
+ends in ``@<split>`` (e.g. ``cifar10@train``). The attractor search from the training latents
+checkpoints into ``OUT/attractors`` and resumes.
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
+
+from . import flags
+
+__all__ = ["add_parser", "run", "SPLITS"]
 
 SPLITS = ("train", "test", "validation", "val", "all")
 
 
 def add_parser(sub) -> None:
+    from ..probes.ood import OODConfig
+
     p = sub.add_parser("ood", help="out-of-distribution detection from latent trajectories (paper section 4.2)",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("spec", help="model: builtin:<name>, a local directory, or a Hub id")
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add_model_flags(p)
     p.add_argument("--train", required=True, help="training images whose attractors and latents fit the detectors")
     p.add_argument("--test-in", required=True, help="in-distribution test images (disjoint from --train)")
     p.add_argument("--test-out", required=True, help="comma-separated OOD sets, e.g. mnist,noise:uniform")
-    p.add_argument("--n-train", type=int, help="training images (default 1000)")
-    p.add_argument("--n-test", type=int, help="images per test set (default 500)")
-    p.add_argument("--resolution", type=int, help="image size in px (default: the model's native size)")
-    p.add_argument("--max-steps", type=int, help="step cap of the attractor search (default: the map's paper setting)")
-    p.add_argument("--score-steps", type=int, help="step budget T of the trajectory score (default: --max-steps)")
-    p.add_argument("--tol", type=float, help="convergence tolerance on ||z_{t+1} - z_t||^2 (default: the map's)")
-    p.add_argument("--knn-k", type=int, help="K of the KNN baseline (default 50)")
-    p.add_argument("--batch-size", type=int, help="images per batch (default 128)")
-    p.add_argument("--seed", type=int, help="seed of the image subsets (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    p.add_argument("--dtype", help="model dtype: fp32 (default), fp16, bf16")
-    p.add_argument("--config", help="YAML file with OODConfig fields (optionally under an 'ood:' section)")
-    p.add_argument("--out", default="ood-out", help="folder for the report, CSV, markdown and histograms")
+    p.add_argument("--reference", help="folder of a saved attractor set to use as Z*_train (default: search)")
+    p.add_argument("--allow-other-model", action="store_true",
+                   help="use a --reference set made by another model (the report says whose)")
+    flags.add_config_flags(p, OODConfig)
+    flags.add_field_flags(p, OODConfig().field, skip=("n_seeds", "seed_dist"))
+    flags.add_data_flags(p)
+    flags.add_output_flags(p, "ood-out/<model>")
     p.set_defaults(func=run)
 
 
@@ -49,60 +50,57 @@ def _name(spec: str) -> str:
     return path.stem if path.exists() else spec
 
 
-def _command(args) -> str:
-    """The command line that made the result (rebuilt from the flags when called from Python)."""
-    import shlex
-
-    if sys.argv[1:2] == ["ood"]:
-        return "probe " + shlex.join(sys.argv[1:])
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-             if k not in ("spec", "func", "command") and v is not None]
-    return "probe ood " + shlex.join([args.spec, *flags])
-
-
 def run(args) -> int:
-    import probe
-    from probe.config import build
-    from probe.data import load_images
-    from probe.errors import ProbeError
-    from probe.probes.ood import OODConfig, run_ood
+    from ..config import asdict
+    from ..data import load_images
+    from ..errors import ConfigError
+    from ..io import save_text
+    from ..probes.common import model_of, resolution_of
+    from ..probes.ood import OODConfig, OODReport, run_ood
 
-    cfg = build(OODConfig, args.config, n_train=args.n_train, n_test=args.n_test, resolution=args.resolution,
-                max_steps=args.max_steps, score_steps=args.score_steps, tol=args.tol, knn_k=args.knn_k,
-                batch_size=args.batch_size, seed=args.seed)
+    cfg = flags.config_from_args(OODConfig, args)
     outs = [s.strip() for s in args.test_out.split(",") if s.strip()]
     if not outs:
-        raise ProbeError("--test-out names no data set")
-    say = lambda msg: print(f"[ood] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    t0 = time.perf_counter()
-    m = probe.load(args.spec, device=args.device, dtype=args.dtype)
-    res = cfg.resolution or m.image_size or m.default_resolution()
-
-    def images(spec: str, split: str, n: int):
-        spec, split = _split(spec, split)
-        return load_images(spec, split=split, n=n, seed=cfg.seed, resolution=res, channels=m.image_channels)
-
+        raise ConfigError("--test-out names no data set")
     if _split(args.train, "train") == _split(args.test_in, "test"):
-        raise ProbeError(f"--test-in {args.test_in} is the training set itself; use its test split")
+        raise ConfigError(f"--test-in {args.test_in} is the training set itself; use its test split")
     in_name = _name(_split(args.test_in, "test")[0])
     names = [_name(_split(s, "test")[0]) for s in outs]
     if len(set(names)) != len(names) or in_name in names:
-        raise ProbeError(f"test set names must differ: in = {in_name}, out = {', '.join(names)}")
-    say(f"model {m.name} on {m.device}, {res} px; loading data")
-    train = images(args.train, "train", cfg.n_train)
-    test_in = images(args.test_in, "test", cfg.n_test)
-    test_out = {n: images(s, "test", cfg.n_test) for n, s in zip(names, outs)}
-    report = run_ood(m, train, test_in, test_out, cfg, in_name=in_name, progress=say)
-    out = Path(args.out)
-    report.save(out)
-    report.to_csv(out / "ood.csv")
-    report.plot_histograms(out / "histograms.png")
-    md = report.to_markdown()
-    command = _command(args)
-    from probe.io import _atomic_write
+        raise ConfigError(f"test set names must differ: in = {in_name}, out = {', '.join(names)}")
+    t0 = time.perf_counter()
+    m = flags.load_model(args, args.spec, cfg.field)
+    res = resolution_of(m, cfg.field.resolution)
+    out = flags.resolve_out(args, "ood", args.spec)
+    settings = {"command": "ood", "model": model_of(m), "train": args.train, "test_in": args.test_in,
+                "test_out": outs, "reference": args.reference, "resize": args.resize,
+                "config": {**asdict(cfg), "field": asdict(cfg.field.replace(resolution=res).resolve(m))}}
+    say = flags.say(args)
 
-    _atomic_write(out / "ood.md", lambda tmp: Path(tmp).write_text(
-        f"{md}\nCommand: `{command}` ({time.perf_counter() - t0:.0f} s on {m.device})\n"))
-    print(md)
-    say(f"wrote {out}/ (report, ood.csv, ood.md, histograms.png) in {time.perf_counter() - t0:.0f} s")
+    def images(spec: str, split: str, n: int):
+        spec, split = _split(spec, split)
+        return load_images(spec, split=split, n=n, seed=cfg.field.seed, resolution=res, channels=m.image_channels,
+                           **flags.image_options(args))
+
+    with flags.output_folder(args, out, settings) as folder:
+        report = flags.reuse(args, folder, lambda: OODReport.load(out))
+        if report is None:
+            if say:
+                say(f"[ood] model {m.name} on {m.device}, {res} px; loading data")
+            train = images(args.train, "train", cfg.n_train)
+            test_in = images(args.test_in, "test", cfg.n_test)
+            test_out = {n: images(s, "test", cfg.n_test) for n, s in zip(names, outs, strict=True)}
+            report = run_ood(m, train, test_in, test_out, cfg, in_name=in_name, log=say, reference=args.reference,
+                             out=folder.path, progress=not args.quiet, allow_other_model=args.allow_other_model,
+                             overwrite=args.overwrite)
+            report.save(folder.path)
+            report.to_csv(folder.path / "ood.csv")
+            report.plot_histograms(folder.path / "histograms.png")
+            save_text(folder.path / "ood.md", f"{report.to_markdown()}\nCommand: `{flags.command_line(args)}` "
+                                              f"({time.perf_counter() - t0:.0f} s on {m.device})\n")
+            flags.record_command(args, folder.path, report.config, spec=args.spec)
+    flags.emit(args, report.to_markdown() + f"\nwrote {out}/ (report, ood.csv, ood.md, histograms.png)",
+               {"command": "ood", "out": str(out), "spec": args.spec, "in": report.in_name,
+                "out_sets": report.out_names, "metrics": report.metrics(), "reference": report.info["attractors"]})
+    flags.write_report(args, out)
     return 0

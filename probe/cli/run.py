@@ -4,130 +4,97 @@ Writes, under ``--out``: the AttractorSet (``tensors.safetensors`` + ``meta.json
 with ``probe.AttractorSet.load(OUT)``), ``manifest.json`` (the command, versions, timings,
 files) and ``attractors.png`` (decoded attractors with basin sizes; the end points of some
 seeds when nothing converged). Prints the count, the stable fraction, steps median / p95,
-throughput and the dynamics verdict. Checkpoints every ``--checkpoint-every`` steps: run
-the same command again after a kill and it continues. Works under ``accelerate launch``.
+throughput and the dynamics verdict. Checkpoints every ``--checkpoint-every`` steps into
+OUT/checkpoint: run the same command again after a kill and it continues. Works under
+``accelerate launch``.
 """
 from __future__ import annotations
 
 import argparse
-import shlex
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-from ..config import help_of
+from ..config import asdict, field
+from ..field.config import FieldConfig
+from . import flags
 
-DEFAULT_CHECKPOINT_EVERY = 100
+__all__ = ["RunConfig", "add_parser", "main"]
 
 
-def _h(name: str, extra: str = "") -> str:
-    from ..field.config import FieldConfig
+@dataclass(frozen=True)
+class RunConfig:
+    """``probe run``: where the seeds come from, and the attractor search (section ``run`` in YAML)."""
 
-    return (help_of(FieldConfig, name) + extra).replace("%", "%%")
+    section = "run"
+
+    data: str | None = field(None, "image set for --seed-dist data or --from-data (a built-in name, folder, .npz ...)")
+    data_n: int = field(1000, "images taken from --data")
+    from_data: bool = field(False, "the seeds are the encoded --data images themselves (attractors from data)")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(), "the attractor search")
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="iterate seeds to attractors and diagnose the latent dynamics",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", help="model: a local folder, builtin:<name>, a Hub id, ...")
-    p.add_argument("--seeds", metavar="N", dest="n_seeds", type=int, help=_h("n_seeds", " (default 4096)"))
-    p.add_argument("--seed", metavar="S", type=int, help=_h("seed", " (default 0)"))
-    p.add_argument("--resolution", metavar="PX", type=int, help=_h("resolution"))
-    p.add_argument("--tol", metavar="TOL", type=float, help=_h("tol"))
-    p.add_argument("--rtol", metavar="RTOL", type=float, help=_h("rtol"))
-    p.add_argument("--max-steps", metavar="N", type=int, help=_h("max_steps"))
-    p.add_argument("--max-period", metavar="P", type=int, help=_h("max_period", " (default 8)"))
-    p.add_argument("--merge", choices=["cosine", "euclidean"], help=_h("merge"))
-    p.add_argument("--merge-threshold", metavar="X", type=float, help=_h("merge_threshold", " (default 0.99)"))
-    p.add_argument("--seed-dist", choices=["normal", "data"], help=_h("seed_dist"))
-    p.add_argument("--data", metavar="SET", help="image set for --seed-dist data or --from-data (a built-in name, folder, .npz ...)")
-    p.add_argument("--data-n", metavar="N", type=int, default=1000, help="images taken from --data (default 1000)")
-    p.add_argument("--from-data", action="store_true", help="seeds are the encoded --data images themselves "
-                                                            "(attractors from data)")
-    p.add_argument("--power-iters", metavar="N", type=int, help=_h("power_iters", " (default 30)"))
-    p.add_argument("--probe-points", metavar="N", type=int, help=_h("probe_points", " (default 8)"))
-    p.add_argument("--batch-size", metavar="N", type=int, help=_h("batch_size"))
-    p.add_argument("--checkpoint-every", metavar="N", type=int, help=_h("checkpoint_every", f" (default {DEFAULT_CHECKPOINT_EVERY})"))
-    p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default cpu; under accelerate: each process's own)")
-    p.add_argument("--dtype", metavar="DTYPE", help="model dtype: fp32, fp16, bf16 (default: as loaded)")
-    p.add_argument("--out", metavar="DIR", default="probe-run", help="output folder (default probe-run)")
-    p.add_argument("--config", metavar="YAML", help="YAML with FieldConfig fields (a 'run:' section or top level); flags override")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    flags.add_model_flags(p)
+    flags.add_config_flags(p, RunConfig)
+    flags.add_field_flags(p, RunConfig().field)
+    flags.add_data_flags(p)
+    flags.add_output_flags(p, "run-out/<model>")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (kept for old scripts: --quiet)")
     p.set_defaults(func=main)
 
 
-def _data_latents(m, args, resolution):
-    import torch
-
+def _data_latents(m, cfg: RunConfig, args):
     from ..data import load_images
-    from ..errors import ProbeError
+    from ..errors import ConfigError
+    from ..probes.common import encode_images
 
-    if not args.data:
-        raise ProbeError("--seed-dist data and --from-data need --data (images to encode)")
-    size = m.image_size or resolution or m.default_resolution()
-    images = load_images(args.data, n=args.data_n, resolution=size, channels=m.image_channels)
-    with torch.no_grad():
-        return torch.cat([m.encode(x).float().cpu() for x in images.batches(64, device=m.device, dtype=m.dtype)])
+    if not cfg.data:
+        raise ConfigError("--seed-dist data and --from-data need --data (images to encode)")
+    size = m.image_size or cfg.field.resolution or m.default_resolution()
+    images = load_images(cfg.data, n=cfg.data_n, resolution=size, channels=m.image_channels,
+                         **flags.image_options(args))
+    return encode_images(m, images)
 
 
 def main(args) -> int:
-    import probe
+    from ..field import AttractorSet, distributed, find_attractors
+    from ..probes.common import model_of
 
-    from ..config import asdict, build
-    from ..field import distributed
-    from ..field.attractors import search
-    from ..field.config import FieldConfig
-    from ..io import save_json
-
-    cfg = build(FieldConfig, args.config, n_seeds=args.n_seeds, seed=args.seed, resolution=args.resolution,
-                tol=args.tol, rtol=args.rtol, max_steps=args.max_steps, max_period=args.max_period, merge=args.merge,
-                merge_threshold=args.merge_threshold, seed_dist=args.seed_dist, power_iters=args.power_iters,
-                probe_points=args.probe_points, batch_size=args.batch_size,
-                checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY)
+    cfg = flags.config_from_args(RunConfig, args)
     rank, size = distributed.world()
-    device = args.device or distributed.process_device()
-    m = probe.load(args.spec, device=str(device) if device is not None else None, dtype=args.dtype)
-    seeds = data = None
-    if args.from_data or cfg.seed_dist == "data":
-        data = _data_latents(m, args, cfg.resolution)
-        if args.from_data:
-            seeds = data[: cfg.n_seeds] if args.n_seeds else data
-    out = Path(args.out)
-    t0 = time.time()
-    result = search(m, cfg, seeds=seeds, data_latents=data, out=out, progress=not args.no_progress)
-    if rank != 0:
-        return 0
-    png = result.plot(m, out / "attractors.png")
-    manifest = {"command": _command(args),
-                "spec": args.spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": time.time() - t0,
-                "versions": _versions(), "device": str(m.device), "processes": size, "config": asdict(cfg),
-                "map": m.describe(), "verdict": result.verdict, "n_fixed_points": len(result),
-                "n_stable": int(result.stable.sum()), "status_counts": result.status_counts(), "timing": result.timing,
-                "files": {"attractor_set": ["tensors.safetensors", "meta.json"], "grid": png.name}}
-    save_json(out / "manifest.json", manifest)
-    for line in result.summary():
-        print(line)
-    print(f"wrote {out}/ (attractor set, manifest.json, {png.name})")
+    device = cfg.field.device or distributed.process_device()
+    fcfg = cfg.field.replace(device=str(device) if device is not None else None)
+    m = flags.load_model(args, args.spec, fcfg)
+    out = flags.resolve_out(args, "run", args.spec)
+    resolved = fcfg.resolve(m)
+    settings = {"command": "run", "model": model_of(m), "resize": args.resize,
+                "config": {**asdict(cfg), "field": asdict(resolved)}}
+    quiet = args.quiet or args.no_progress
+    with flags.output_folder(args, out, settings) as folder:
+        result = flags.reuse(args, folder, lambda: AttractorSet.load(out))
+        if result is None:
+            seeds = data = None
+            if cfg.from_data or fcfg.seed_dist == "data":
+                data = _data_latents(m, cfg, args)
+                if cfg.from_data:
+                    seeds = data[: fcfg.n_seeds] if flags.given(args, "field", "n_seeds") else data
+            t0 = time.time()
+            result = find_attractors(m, fcfg, seeds=seeds, data_latents=data, out=folder.path, progress=not quiet)
+            if rank != 0:
+                return 0
+            result.plot(m, folder.path / "attractors.png")
+            flags.record_command(args, folder.path, {**asdict(cfg), "field": result.config}, spec=args.spec,
+                                 wall_seconds=time.time() - t0, device=str(m.device), processes=size,
+                                 map=m.describe(), verdict=result.verdict, n_fixed_points=len(result),
+                                 n_stable=int(result.stable.sum()), status_counts=result.status_counts(),
+                                 timing=result.timing,
+                                 files={"attractor_set": ["tensors.safetensors", "meta.json"], "grid": "attractors.png"})
+    flags.emit(args, "\n".join(result.summary()) + f"\nwrote {out}/ (attractor set, manifest.json, attractors.png)",
+               {"command": "run", "out": str(out), "spec": args.spec, "fixed_points": len(result),
+                "stable": int(result.stable.sum()), "verdict": result.verdict, "status": result.status_counts(),
+                "merge": result.merge, "config": result.config, "timing": result.timing})
+    flags.write_report(args, out)
     return 0
-
-
-def _command(args) -> str:
-    """The command line that reproduces this run (the same with every flag spelled out)."""
-    parts = ["probe", "run", args.spec]
-    for key, value in vars(args).items():
-        if key in ("command", "func", "spec") or value is None or value is False:
-            continue
-        flag = "--seeds" if key == "n_seeds" else "--" + key.replace("_", "-")
-        parts += [flag] if value is True else [flag, str(value)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("latent-probe", "torch", "diffusers", "accelerate"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out

@@ -14,9 +14,11 @@ import torch
 from torch import Tensor
 
 from ..config import asdict, field
-from ..errors import ProbeError
+from ..errors import ConfigError, ProbeError
+from ..field.config import FieldConfig
 from ..io import load_result, save_json, save_result
 from ..maps.base import LatentMap
+from .common import as_float_images, decode_latents, encode_images, nest_field, search_or_reuse
 
 
 @dataclass(frozen=True)
@@ -27,18 +29,17 @@ class BasinsConfig:
 
     split: str = field("test", "split of the image set")
     n_images: int | None = field(None, "a seeded random subset of this many images (None = every image)")
-    merge: str = field("cosine", "merge rule for end points (the paper: cosine)")
-    merge_threshold: float = field(0.99, "merge threshold (the paper: cosine > 0.99)")
-    tol: float | None = field(None, "convergence tolerance (default: the map's)")
-    max_steps: int | None = field(None, "iteration budget per image (default: the map's)")
     galleries: int = field(24, "galleries written, largest basins first")
     per_gallery: int = field(23, "images shown per basin, next to the decoded attractor")
-    seed: int = field(0, "seed for the image subset and the gallery picks")
-    batch_size: int = field(256, "images encoded at once")
+    image_batch: int = field(256, "images encoded at once")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(), "the iteration of every encoded image (the seeds are the images); "
+                                              "its seed draws the image subset and the gallery picks")
 
     def __post_init__(self):
-        if self.galleries < 0 or self.per_gallery < 1 or self.batch_size < 1:
-            raise ValueError("galleries must be >= 0, per_gallery and batch_size >= 1")
+        nest_field(self)
+        if self.galleries < 0 or self.per_gallery < 1 or self.image_batch < 1:
+            raise ConfigError("galleries must be >= 0, per_gallery and image_batch >= 1")
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Basins:
             return {}
         vals, cnt = torch.unique(lab, return_counts=True)
         names = self.classes or [str(i) for i in range(int(vals.max()) + 1)]
-        return {names[int(v)]: int(c) for c, v in sorted(zip(cnt.tolist(), vals.tolist()), reverse=True)}
+        return {names[int(v)]: int(c) for c, v in sorted(zip(cnt.tolist(), vals.tolist(), strict=True), reverse=True)}
 
     def purity(self) -> float:
         """Share of converged images whose basin's majority class is their own (nan without labels)."""
@@ -92,7 +93,7 @@ class Basins:
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Basins":
+    def load(cls, folder: str | Path) -> Basins:
         tensors, meta = load_result(folder)
         if meta.get("kind") != "Basins":
             raise ProbeError(f"{folder} does not hold basins (kind {meta.get('kind')!r})")
@@ -112,19 +113,14 @@ class Basins:
         for k in range(min(n, len(self.points))):
             members = torch.nonzero(self.assignment == k).flatten()
             members = members[torch.randperm(len(members), generator=gen)[:per]]
-            with torch.no_grad():
-                attractor = map.decode(self.points[k:k + 1]).float().clamp(0, 1).cpu()
-            tiles = torch.cat([attractor, _float(x[members])])
+            attractor = decode_latents(map, self.points[k:k + 1])
+            tiles = torch.cat([attractor, as_float_images(x[members])])
             names = self.classes or []
             caps = [f"A{k} n={int(self.counts[k])}"] + [
                 names[int(self.labels[i])] if names and int(self.labels[i]) >= 0 else f"#{int(self.indices[i])}"
                 for i in members]
             paths.append(save_grid(_upscale(tiles), folder / f"basin_{k:03d}.png", nrow=8, labels=caps))
         return paths
-
-
-def _float(x: Tensor) -> Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 def _upscale(x: Tensor, size: int = 64) -> Tensor:
@@ -135,18 +131,19 @@ def _upscale(x: Tensor, size: int = 64) -> Tensor:
     return x.repeat_interleave(f, -1).repeat_interleave(f, -2)
 
 
-def find_basins(map: LatentMap, images, cfg: BasinsConfig = BasinsConfig(), *, device=None) -> Basins:
-    """Iterate every image (an ImageSet or a [N, C, H, W] tensor) to its attractor."""
-    from ..field import find_attractors
+def find_basins(map: LatentMap, images, cfg: BasinsConfig = BasinsConfig(), *, out: str | Path | None = None,
+                progress: bool = False, overwrite: bool = False) -> Basins:
+    """Iterate every image (an ImageSet or a [N, C, H, W] tensor) to its attractor.
 
+    ``out``: folder of the checkpointed (resumable) search.
+    """
     x = images.images if hasattr(images, "images") else images
     if not isinstance(x, Tensor) or x.dim() != 4 or len(x) == 0:
         raise ProbeError("images must be a non-empty ImageSet or [N, C, H, W] tensor")
-    with torch.no_grad():
-        z = torch.cat([map.encode(_float(x[i:i + cfg.batch_size])).float().cpu()
-                       for i in range(0, len(x), cfg.batch_size)])
-    aset = find_attractors(map, seeds=z, tol=cfg.tol, max_steps=cfg.max_steps, merge=cfg.merge,
-                           merge_threshold=cfg.merge_threshold, device=device)
+    z = encode_images(map, x, cfg.image_batch)
+    fcfg = cfg.field.replace(resolution=int(x.shape[-1]) if map.image_size is None else None)
+    aset = search_or_reuse(map, fcfg, Path(out) if out is not None else None, seeds=z, progress=progress,
+                           overwrite=overwrite, what="attractors of the images")
     is_set = hasattr(images, "images")  # an ImageSet; a bare tensor has no labels (and .indices means sparse)
     labels = images.labels if is_set else None
     labels = labels.long() if labels is not None else torch.full((len(x),), -1, dtype=torch.long)
@@ -159,18 +156,18 @@ def find_basins(map: LatentMap, images, cfg: BasinsConfig = BasinsConfig(), *, d
                   images.classes if is_set else None, meta)
 
 
-def run_basins(map: LatentMap, images, out: str | Path, cfg: BasinsConfig = BasinsConfig(), *, device=None) -> Basins:
+def run_basins(map: LatentMap, images, out: str | Path, cfg: BasinsConfig = BasinsConfig(), *,
+               progress: bool = False, overwrite: bool = False) -> Basins:
     """:func:`find_basins`, saved to ``out`` with galleries, an overview grid and ``basins.md``."""
     from ..images import save_grid
 
     out = Path(out)
-    result = find_basins(map, images, cfg, device=device)
+    result = find_basins(map, images, cfg, out=out / "attractors", progress=progress, overwrite=overwrite)
     result.save(out)
-    result.galleries(map, images, out / "galleries", cfg.galleries, cfg.per_gallery, cfg.seed)
+    result.galleries(map, images, out / "galleries", cfg.galleries, cfg.per_gallery, cfg.field.seed)
     k = min(len(result.points), 64)
     if k:
-        with torch.no_grad():
-            dec = map.decode(result.points[:k]).float().clamp(0, 1).cpu()
+        dec = decode_latents(map, result.points[:k])
         caps = [f"A{i} n={int(result.counts[i])}" for i in range(k)]
         save_grid(_upscale(dec), out / "attractors.png", nrow=8, labels=caps)
     save_json(out / "summary.json", {"attractors": len(result.points), "images": len(result.assignment),

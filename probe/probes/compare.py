@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import field
-from ..errors import ProbeError
+from ..errors import ConfigError, ProbeError
+from ..field.config import FieldConfig
 from ..maps.base import LatentMap
-from .dictionary import ATOMS_FROM, _decode, _encode, _unit_columns, dictionary_atoms, n_nonzero
+from .common import check_same_model, decode_latents, encode_images, nest_field, search_or_reuse, unit_columns
+from .dictionary import ATOMS_FROM, dictionary_atoms, n_nonzero, orthogonal_basis
 from .tables import markdown_table, mean_ci, paired, verdict
 
 SIDES = ("A", "B")
@@ -46,14 +49,6 @@ class CompareConfig:
 
     section: ClassVar[str] = "compare"
 
-    n_seeds: int = field(1024, "Gaussian seeds iterated in each model (the same seeds in both when the latent "
-                               "space is shared; the paper's foundation-model probe uses 4096)")
-    seed: int = field(0, "seed of the Gaussian seeds, the orthogonal basis and every reference draw")
-    resolution: int | None = field(None, "image side in px for resolution-free maps (None: the model's own)")
-    tol: float | None = field(None, "iteration stops when ||z_{t+1} - z_t||^2 < tol (None: each map's default)")
-    max_steps: int | None = field(None, "iteration cap per seed (None: each map's default, 500 or 3000)")
-    merge_threshold: float = field(0.99, "cosine above which two points are one attractor: merges end points "
-                                         "within a model and matches attractors across models (paper: 0.99)")
     sparsity: float = field(0.05, "fraction of the other model's atoms non-zero in each cross-code (paper: 5%)")
     atoms_from: str = field("auto", "auto: attractors, or end points when a map is expansive; or force "
                                     "attractors / end_points")
@@ -61,20 +56,25 @@ class CompareConfig:
                                           "class is the same; True / False: declare it")
     pixel: bool = field(True, "also compare in pixel space when the latent space is shared (always done "
                               "when it is not)")
-    batch_size: int = field(64, "images per encode/decode batch")
+    image_batch: int = field(64, "images per encode/decode batch")
     max_grid: int = field(16, "attractors per model in the side-by-side grid")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(n_seeds=1024), "the attractor search in each model: 1024 Gaussian "
+                               "seeds (the same in both when the latent space is shared); its merge_threshold "
+                               "also matches attractors across the models; its seed draws every reference")
 
     def __post_init__(self):
+        nest_field(self)
         if not 0 < self.sparsity <= 1:
-            raise ProbeError(f"sparsity must be a fraction of atoms in (0, 1], got {self.sparsity!r} (5% is 0.05)")
-        if not -1 <= self.merge_threshold <= 1:
-            raise ProbeError(f"merge_threshold is a cosine in [-1, 1], got {self.merge_threshold}")
+            raise ConfigError(f"sparsity must be a fraction of atoms in (0, 1], got {self.sparsity!r} (5% is 0.05)")
+        if self.field.merge != "cosine":
+            raise ConfigError(f"compare matches attractors by cosine: field.merge must be cosine, got {self.field.merge!r}")
         if self.atoms_from not in ATOMS_FROM:
-            raise ProbeError(f"atoms_from must be one of {', '.join(ATOMS_FROM)}, got {self.atoms_from!r}")
-        for name in ("n_seeds", "batch_size", "max_grid", "resolution", "max_steps"):
+            raise ConfigError(f"atoms_from must be one of {', '.join(ATOMS_FROM)}, got {self.atoms_from!r}")
+        for name in ("image_batch", "max_grid"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ProbeError(f"{name} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
 # -- measures ----------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class ComparisonReport:
         return save_result(folder, tensors, meta)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ComparisonReport":
+    def load(cls, folder: str | Path) -> ComparisonReport:
         from ..io import load_result
 
         tensors, meta = load_result(folder)
@@ -211,7 +211,7 @@ class ComparisonReport:
         what = a["atoms_are"] + (f" after {a['max_steps']} steps (NOT attractors)" if ends else "")
         return (f"- **{s}** = `{m['spec']}` ({m['map']['name']}; latent {tuple(m['latent_shape'])}, images "
                 f"{m['channels']} x {m['resolution']} px): {a['n_fixed_points']} fixed points, {a['n_stable']} stable, "
-                f"from {a['n_seeds']} seeds (merge cosine > {self.config['merge_threshold']}); dynamics "
+                f"from {a['n_seeds']} seeds (merge cosine > {self.config['field']['merge_threshold']}); dynamics "
                 f"{a['verdict']}; dictionary = {a['n_atoms']} {what}")
 
     def _row3(self, name: str, key: str, ref: str | None, digits: int = 4) -> list[str]:
@@ -224,8 +224,8 @@ class ComparisonReport:
         return row
 
     def to_markdown(self) -> str:
-        sc, thr = self.scalars, self.config["merge_threshold"]
-        out = [f"## Model comparison: A vs B\n", self._side_line("A"), self._side_line("B"),
+        sc, thr = self.scalars, self.config["field"]["merge_threshold"]
+        out = ["## Model comparison: A vs B\n", self._side_line("A"), self._side_line("B"),
                f"- latent space: **{'shared' if self.shared['shared'] else 'not shared'}** ({self.shared['why']})\n"]
         if "latent|A->B|max_cos" in self.values:
             head = ["measure (latent space)", "A->B", "B->A", "symmetric", "reference"]
@@ -323,59 +323,23 @@ def _resolution(map: LatentMap, aset: Any, cfg: CompareConfig) -> int:
     if map.image_size is not None:
         return map.image_size
     given = (getattr(aset, "config", None) or {}).get("resolution") if aset is not None else None
-    return int(given or cfg.resolution or map.default_resolution())
+    return int(given or cfg.field.resolution or map.default_resolution())
 
 
-def _check_set(aset: Any, map: LatentMap, side: str) -> None:
-    # not the name: it carries the path the model was loaded from, which may be spelled differently
-    was, now = getattr(aset, "map", {}) or {}, map.describe()
-    keys = ("class", "parameters", "image_channels", "image_size", "config", "variant", "arch", "pretrained")
-    diff = [k for k in keys if k in was and k in now and _plain(was[k]) != _plain(now[k])]
-    if diff:
-        raise ProbeError(f"the attractor set given for {side} was computed on {was.get('name')!r}, not on "
-                         f"{now['name']!r} ({', '.join(f'{k} {was[k]!r} vs {now[k]!r}' for k in diff)})")
-
-
-def _plain(v: Any) -> Any:
-    import json
-
-    from ..io import to_jsonable
-
-    return json.loads(json.dumps(to_jsonable(v)))
-
-
-def _attractors(map, aset, cfg: CompareConfig, res: int, side: str, out: Path | None, log):
-    from ..field import AttractorSet, find_attractors
-
+def _attractors(map, aset, cfg: CompareConfig, res: int, side: str, out: Path | None, log, progress: bool,
+                allow_other_model: bool, overwrite: bool):
     if aset is not None:
-        _check_set(aset, map, side)
-        return aset
-    saved = out / f"attractors_{side.lower()}" if out is not None else None
-    if saved is not None and (saved / "meta.json").is_file():
-        aset = AttractorSet.load(saved)
-        d = map.field_defaults
-        want = {"n_seeds": cfg.n_seeds, "seed": cfg.seed, "resolution": res, "merge": "cosine",
-                "merge_threshold": cfg.merge_threshold, "tol": cfg.tol or d.get("tol", 1e-5),
-                "max_steps": cfg.max_steps or d.get("max_steps", 500), "seeds": "normal"}
-        diff = [k for k, v in want.items() if aset.config.get(k) != v]
-        if diff:
-            raise ProbeError(f"{saved} was computed with other settings ({', '.join(diff)}); "
-                             f"use another --out or delete it")
-        _check_set(aset, map, side)
-        if log:
-            log(f"{side}: reusing {saved}")
-        return aset
+        return aset, check_same_model(aset, map, allow=allow_other_model, what=f"attractor set given for {side}")
     if log:
-        log(f"{side}: iterating {cfg.n_seeds} Gaussian seeds in {map.name} at {res} px")
+        log(f"{side}: {cfg.field.n_seeds} Gaussian seeds in {map.name} at {res} px")
     t0 = time.perf_counter()
-    aset = find_attractors(map, n_seeds=cfg.n_seeds, seed=cfg.seed, tol=cfg.tol, max_steps=cfg.max_steps,
-                           merge="cosine", merge_threshold=cfg.merge_threshold, resolution=res, device=map.device)
+    folder = out / f"attractors_{side.lower()}" if out is not None else None
+    aset = search_or_reuse(map, cfg.field.replace(resolution=res), folder, progress=progress, overwrite=overwrite,
+                           log=log, what=f"attractors of {side}")
     if log:
         log(f"{side}: {len(aset)} fixed points, {int(aset.stable.sum())} stable, dynamics {aset.verdict} "
             f"[{time.perf_counter() - t0:.1f} s]")
-    if saved is not None:
-        aset.save(saved)
-    return aset
+    return aset, None
 
 
 def _same_seeds(a: Any, b: Any) -> str | None:
@@ -394,10 +358,10 @@ def _via(x: Tensor, dst: LatentMap, res: int, basis: Tensor | None, k: int, bs: 
     """Images of one model through ``dst``: encode, code on ``basis`` (None: no coding), decode."""
     from ..sparse.omp import omp
 
-    z = _encode(dst, to_convention(x, dst.image_channels, res), bs).flatten(1)
+    z = encode_images(dst, to_convention(x, dst.image_channels, res), bs).flatten(1)
     if basis is not None:
         z = omp(basis, z.to(basis.device), k) @ basis.T
-    return _decode(dst, z.reshape(-1, *dst.latent_shape(res)).to(dst.device), bs)
+    return decode_latents(dst, z.reshape(-1, *dst.latent_shape(res)), bs)
 
 
 def _shuffle_pixels(x: Tensor, seed: int) -> Tensor:
@@ -413,12 +377,14 @@ def _u8(x: Tensor) -> Tensor:
 
 def compare(map_a: LatentMap, map_b: LatentMap, cfg: CompareConfig | None = None, *, attractors_a: Any = None,
             attractors_b: Any = None, specs: tuple[str, str] = ("A", "B"), out: str | Path | None = None,
-            log: Callable[[str], None] | None = None) -> ComparisonReport:
+            log: Callable[[str], None] | None = None, progress: bool = False, allow_other_model: bool = False,
+            overwrite: bool = False) -> ComparisonReport:
     """Compare two latent maps through their attractor sets (see the module docstring).
 
     ``attractors_a`` / ``attractors_b``: AttractorSets or folders holding them; None computes
-    them from ``cfg.n_seeds`` Gaussian seeds (the same seeds for both when the shapes match) and,
-    with ``out``, saves them to ``out/attractors_a`` / ``_b``, reused by a rerun with the same settings.
+    them with ``cfg.field`` (the same Gaussian seeds for both when the shapes match) and, with
+    ``out``, checkpoints and saves them to ``out/attractors_a`` / ``_b``, reused by a rerun with the
+    same settings. A given set made by another model is refused unless ``allow_other_model``.
     """
     cfg = cfg or CompareConfig()
     maps = {"A": map_a, "B": map_b}
@@ -432,21 +398,24 @@ def compare(map_a: LatentMap, map_b: LatentMap, cfg: CompareConfig | None = None
         res[s] = _resolution(maps[s], given[s], cfg)
         shapes[s] = tuple(maps[s].latent_shape(res[s]))
     shared, why = same_space(map_a, map_b, shapes["A"], shapes["B"], cfg.same_space)
+    notes = {}
     for s in SIDES:
         if s == "B" and map_b is map_a and given["B"] is None and res["A"] == res["B"]:
-            sets["B"] = sets["A"]  # the same model and seeds: the iteration is deterministic
+            sets["B"], notes["B"] = sets["A"], None  # the same model and seeds: the iteration is deterministic
         else:
-            sets[s] = _attractors(maps[s], given[s], cfg, res[s], s, None if out is None else Path(out), log)
+            sets[s], notes[s] = _attractors(maps[s], given[s], cfg, res[s], s, None if out is None else Path(out),
+                                            log, progress, allow_other_model, overwrite)
     atoms, info = {}, {}
     for s in SIDES:
-        atoms[s], info[s] = dictionary_atoms(sets[s], shapes[s], cfg.atoms_from, cfg.seed)
+        atoms[s], info[s] = dictionary_atoms(sets[s], shapes[s], cfg.atoms_from)
+        info[s]["other_model"] = notes[s]
     models = {s: {"spec": str(specs[i]), "map": maps[s].describe(), "resolution": res[s],
                   "latent_shape": list(shapes[s]), "channels": maps[s].image_channels, "atoms": info[s],
                   "field": sets[s].config} for i, s in enumerate(SIDES)}
     values: dict[str, Tensor] = {}
     scalars: dict[str, Any] = {}
-    images = {s: _u8(_decode(maps[s], atoms[s][:cfg.max_grid].reshape(-1, *shapes[s]).to(maps[s].device),
-                             cfg.batch_size)) for s in SIDES}
+    images = {s: _u8(decode_latents(maps[s], atoms[s][:cfg.max_grid].reshape(-1, *shapes[s]), cfg.image_batch))
+              for s in SIDES}
     if shared:
         _latent_space(sets, info, cfg, values, scalars, log)
     if not shared or cfg.pixel:
@@ -466,7 +435,7 @@ def _latent_space(sets, info, cfg: CompareConfig, values: dict, scalars: dict, l
             for s in SIDES}
     values["latent|A->B|max_cos"], values["latent|B->A|max_cos"] = chamfer(full["A"], full["B"])
     for s, other in (("A", "B"), ("B", "A")):
-        rnd = gaussian_seeds(len(full[other]), (full[s].shape[1],), seed=cfg.seed + 1)
+        rnd = gaussian_seeds(len(full[other]), (full[s].shape[1],), seed=cfg.field.seed + 1)
         values[f"latent|{s}->{other}|ref_max_cos"] = chamfer(full[s], rnd)[0]
     why_not = _same_seeds(sets["A"], sets["B"])
     if why_not is not None:
@@ -474,33 +443,30 @@ def _latent_space(sets, info, cfg: CompareConfig, values: dict, scalars: dict, l
         if log:
             log(f"basin agreement skipped: {why_not}")
         return
-    ag = basin_agreement(sets["A"], sets["B"], cfg.merge_threshold, cfg.seed)
+    ag = basin_agreement(sets["A"], sets["B"], cfg.field.merge_threshold, cfg.field.seed)
     values["latent|agree"], values["latent|agree_ref"] = ag["agree"], ag["reference"]
     scalars.update(ari=ag["ari"], basins=ag["basins"], both_converged=ag["both_converged"])
 
 
 def _pixel_space(maps, atoms, res, shapes, cfg: CompareConfig, values: dict, scalars: dict, images: dict) -> None:
     """Cross-codes both ways with references, and distances between the decoded sets (into ``values``)."""
-    from .dictionary import orthogonal_basis
-
-    decoded = {s: _decode(maps[s], atoms[s].reshape(-1, *shapes[s]).to(maps[s].device), cfg.batch_size)
-               for s in SIDES}
+    decoded = {s: decode_latents(maps[s], atoms[s].reshape(-1, *shapes[s]), cfg.image_batch) for s in SIDES}
     scalars["n_nonzero"] = {s: n_nonzero(cfg.sparsity, len(atoms[s])) for s in SIDES}
     for src, dst in (("A", "B"), ("B", "A")):
         dev = maps[dst].device
-        bases = {"attractors": _unit_columns(atoms[dst].T.to(dev)),
-                 "orthogonal": orthogonal_basis(len(atoms[dst]), atoms[dst].shape[1], cfg.seed, dev),
+        bases = {"attractors": unit_columns(atoms[dst].T.to(dev)),
+                 "orthogonal": orthogonal_basis(len(atoms[dst]), atoms[dst].shape[1], cfg.field.seed, dev),
                  "autoencoder": None}
         x = decoded[src]
         for name, basis in bases.items():
-            y = _via(x, maps[dst], res[dst], basis, scalars["n_nonzero"][dst], cfg.batch_size)
+            y = _via(x, maps[dst], res[dst], basis, min(scalars["n_nonzero"][dst], atoms[dst].shape[1]), cfg.image_batch)
             back = to_convention(y, x.shape[1], x.shape[-1])  # measured as the source model sees images
             values[f"pixel|{src}->{dst}|{name}|mse"] = (back - x).pow(2).flatten(1).mean(1)
             if name != "autoencoder":
                 images[f"{src}->{dst}|{name}"] = _u8(back[:cfg.max_grid])
     common = scalars["common"] = {"channels": min(m.image_channels for m in maps.values()), "size": min(res.values())}
     flat = {s: to_convention(decoded[s], common["channels"], common["size"]).flatten(1) for s in SIDES}
-    flat.update({s + "~": _shuffle_pixels(flat[s], cfg.seed) for s in SIDES})
+    flat.update({s + "~": _shuffle_pixels(flat[s], cfg.field.seed) for s in SIDES})
     # images in [0, 1] all point into the positive orthant (raw cosines sit near 1 for anything):
     # the cosine of mean-centred images, i.e. their pixel correlation, is what tells them apart
     centred = {s: v - v.mean(1, keepdim=True) for s, v in flat.items()}

@@ -59,6 +59,10 @@ class DictionaryReport:
 
     def label(self, basis: str) -> str:
         """How a basis is named in tables: the probe's atoms are 'attractors' or 'end points'."""
+        if basis == "end_points":
+            a = self.attractors
+            return (f"unmerged end points ({a.get('n_seeds')} atoms, {a.get('end_point_directions', '?')} distinct "
+                    f"directions)")
         return self.attractors.get("atoms_are", basis) if basis == "attractors" else basis
 
     def per_image(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
@@ -68,6 +72,8 @@ class DictionaryReport:
         else:
             key = f"{dataset}|{basis}|{coder or self.coders[0]}|{skey(self.config['sparsity'] if sparsity is None else sparsity)}|{metric}"
         if key not in self.values:
+            if basis == "end_points":  # lasso is not run on the unmerged end points: n/a, not an error
+                return torch.zeros(0)
             raise ProbeError(f"no result for {key.replace('|', ' / ')} in this report")
         return self.values[key]
 
@@ -92,7 +98,7 @@ class DictionaryReport:
 
     # -- merge / save / load -------------------------------------------------
     @classmethod
-    def merge(cls, reports: list["DictionaryReport"]) -> "DictionaryReport":
+    def merge(cls, reports: list[DictionaryReport]) -> DictionaryReport:
         """One report from per-dataset reports made with the same settings, map and dictionary."""
         if not reports:
             raise ProbeError("no dictionary results to merge")
@@ -118,7 +124,7 @@ class DictionaryReport:
         return io.save_result(folder, tensors, meta)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "DictionaryReport":
+    def load(cls, folder: str | Path) -> DictionaryReport:
         tensors, meta = io.load_result(folder)
         if meta.get("kind") != KIND:
             raise ProbeError(f"{folder} is not a dictionary report (kind {meta.get('kind')!r})")
@@ -151,7 +157,7 @@ class DictionaryReport:
         w.writerows(rows)
         text = buf.getvalue()
         if path is not None:
-            io._atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+            io.save_text(path, text)
         return text
 
     def header(self, sparsity: float | None = None) -> str:
@@ -166,10 +172,16 @@ class DictionaryReport:
                 f"({found}; dynamics {a.get('verdict', '?')}; merge {a.get('merge')} "
                 f"{'>' if a.get('merge') == 'cosine' else '<='} {a.get('merge_threshold')}; "
                 f"tol {a.get('tol')}; max_steps {a.get('max_steps')}); sparsity {100 * s:.4g}% = "
-                f"{'/'.join(map(str, nz))} non-zero{'s' if max(nz, default=0) > 1 else ''} per code, the same for every basis; "
+                f"{'/'.join(map(str, nz))} non-zero{'s' if max(nz, default=0) > 1 else ''} per code, the same for every basis"
+                f"{' but the unmerged end points (5% of their own count)' if a.get('end_points_coded') else ''}; "
                 f"{c['n_images']} images per set at {'/'.join(res)} px; baselines with the same atom count: "
                 f"orthogonal = {a['n_atoms']} random orthonormal directions (QR of a seeded Gaussian), "
-                f"PCA = top components of encoded data (fit per set, see 'PCA fit'); values: mean [95% CI].")
+                f"PCA = top components of encoded data (fit per set, see 'PCA fit'); values: mean [95% CI]."
+                + (f" DEGENERATE: {a['n_atoms']} {a['atoms_are']} are fewer than 20, so a {100 * s:.4g}% code of them "
+                   f"is degenerate" + (f"; the column 'unmerged end points' codes with all {a['n_seeds']} end points "
+                                      f"as atoms (not merged, not attractors)" if a.get("end_points_coded") else "")
+                   + "." if a.get("degenerate") else "")
+                + (f" NOTE: {a['other_model']}." if a.get("other_model") else ""))
 
     def to_markdown(self, metric: str = "mse", sparsity: float | None = None, compare: bool = True,
                     header: bool = True) -> str:
@@ -199,7 +211,7 @@ class DictionaryReport:
         s = self.config["sparsity"] if sparsity is None else sparsity
         what = f"{self.attractors['atoms_are']} ({self.attractors['n_atoms']} atoms)"
         lines = []
-        for baseline in [b for b in self.bases if b != "attractors"]:
+        for baseline in [b for b in self.bases if b not in ("attractors", "end_points")]:
             if "attractors" not in self.bases:
                 break
             for c in self.coders:
@@ -236,14 +248,12 @@ class DictionaryReport:
     # -- figures --------------------------------------------------------------
     def plot(self, path: str | Path | None = None, metric: str = "mse"):
         """Sparsity (% of atoms) vs ``metric``, one panel per dataset, one line per coder x basis."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         names = list(self.datasets)
-        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-        for ax, d in zip(axes[0], names):
+        fig = Figure(figsize=(4.2 * len(names), 3.6))
+        axes = fig.subplots(1, len(names), squeeze=False)
+        for ax, d in zip(axes[0], names, strict=True):
             xs = [100 * s for s in self.sparsities]
             for c in self.coders:
                 for b in self.bases:
@@ -263,18 +273,16 @@ class DictionaryReport:
 
     def plot_reconstructions(self, path: str | Path | None = None):
         """Originals next to their reconstructions (one block of rows per dataset)."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         row_names = ["original", AE] + self.bases
         blocks = [(d, r) for d in self.datasets for r in row_names if f"{d}|{r}" in self.examples]
         if not blocks:
             raise ProbeError("this report holds no example images")
-        fig, axes = plt.subplots(len(blocks), 1, figsize=(11, 1.3 * len(blocks)), squeeze=False)
+        fig = Figure(figsize=(11, 1.3 * len(blocks)))
+        axes = fig.subplots(len(blocks), 1, squeeze=False)
         s = skey(self.config["sparsity"])
-        for ax, (d, r) in zip(axes[:, 0], blocks):
+        for ax, (d, r) in zip(axes[:, 0], blocks, strict=True):
             imgs = self.examples[f"{d}|{r}"]  # uint8 [n, C, H, W]
             strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).numpy()
             ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
@@ -292,14 +300,6 @@ def _comparable(d: dict) -> dict:
 
 
 def _finish(fig, path):
-    import matplotlib.pyplot as plt
-
     if path is None:
         return fig
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)  # atomic, like every other result file
-    return path
+    return io.save_figure(fig, path)

@@ -10,7 +10,7 @@ sums to 1, so read them as "which of these", never as "how much".
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -99,4 +99,4 @@ def zero_shot(images, model, labels: Sequence[str], templates: Sequence[str | Ca
     probs = zero_shot_probs(images, model, labels, templates, batch_size, tokenizer)
     p, idx = probs.max(dim=1)
     names = list(labels)
-    return [(names[int(i)], float(v)) for v, i in zip(p, idx)]
+    return [(names[int(i)], float(v)) for v, i in zip(p, idx, strict=True)]

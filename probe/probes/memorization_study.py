@@ -12,14 +12,19 @@ A study owns a folder, filled model by model so that an interrupted sweep resume
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..config import asdict, field
-from ..errors import ProbeError
-from ..io import load_json, save_json
-from .memorization import SOURCES, MeasureConfig, count_attractors, measure
+from ..errors import ConfigError, ProbeError
+from ..field.config import FieldConfig
+from ..io import load_json, save_figure, save_json, save_text
+from ..result import Result
+from .common import nest_field
+from .memorization import SOURCES, MeasureConfig, Memorization, count_attractors, measure
+
+__all__ = ["MemorizationConfig", "MemorizationStudy", "run_study", "plot_study"]
 
 
 @dataclass(frozen=True)
@@ -34,36 +39,34 @@ class MemorizationConfig:
     n_train: int = field(10000, "training images (seeded subset; 0 = the whole split)")
     n_test: int = field(2000, "test images: test MSE, test-image seeds and the null level")
     width: int = field(16, "d: first conv channels (encoder d, 2d, 4d, 8d)")
-    batch_size: int = field(128, "training batch size")
+    train_batch: int = field(128, "training batch size")
     lr_step: int = field(10, "StepLR step in epochs")
     augment: str = field("none", "training augmentation (none, shift, flip, shift+flip)")
-    n_seeds: int = field(256, "noise seeds per model")
     n_data_seeds: int = field(256, "train and test images used as seeds (each)")
     n_null: int = field(1000, "test images for the null level")
     count_seeds: int = field(128, "noise seeds for the attractor count after each counted epoch")
     count_every: int = field(0, "count attractors every N epochs (0 = about 8 counts per model)")
-    merge_threshold: float = field(0.99, "cosine merge threshold (the paper: 0.99)")
-    max_steps: int | None = field(None, "iteration budget (default: the map's, 3000)")
-    seed: int = field(0, "seed for data subsets, initialisation and noise seeds")
-    device: str = field("cpu", "cpu or cuda[:i]")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(n_seeds=256), "the attractor search of every model: 256 noise seeds; "
+                               "its seed also draws data subsets and initialisations; its device trains too")
 
     def __post_init__(self):
+        nest_field(self)
         ks = list(self.bottlenecks)
-        if not ks or any(int(k) < 1 for k in ks):
-            raise ValueError(f"bottlenecks must be positive integers, got {ks}")
+        if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
+            raise ConfigError(f"bottlenecks must be positive integers, got {ks}")
         if self.epochs < 1:
-            raise ValueError("epochs must be >= 1")
+            raise ConfigError("epochs must be >= 1")
 
     def train_config(self, k: int):
         from ..train import TrainConfig
 
         return TrainConfig(dataset=self.dataset, n_train=self.n_train or None, n_test=self.n_test, width=self.width,
-                           bottleneck=int(k), epochs=self.epochs, batch_size=self.batch_size, lr_step=self.lr_step,
-                           augment=self.augment, seed=self.seed, device=self.device)
+                           bottleneck=int(k), epochs=self.epochs, batch_size=self.train_batch, lr_step=self.lr_step,
+                           augment=self.augment, seed=self.field.seed, device=self.field.device or "cpu")
 
     def measure_config(self) -> MeasureConfig:
-        return MeasureConfig(n_seeds=self.n_seeds, n_data_seeds=self.n_data_seeds, n_null=self.n_null,
-                             merge_threshold=self.merge_threshold, max_steps=self.max_steps, seed=self.seed)
+        return MeasureConfig(n_data_seeds=self.n_data_seeds, n_null=self.n_null, field=self.field)
 
     def counted_epochs(self) -> list[int]:
         if self.count_every:
@@ -73,24 +76,30 @@ class MemorizationConfig:
 
 
 @dataclass
-class MemorizationStudy:
+class MemorizationStudy(Result):
     """One row per bottleneck: MSEs, attractor counts, memorization coefficients, null level."""
 
-    config: dict
+    config_: dict
     rows: list[dict]
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        save_json(folder / "study.json", {"kind": "MemorizationStudy", "config": self.config, "rows": self.rows})
-        (folder / "memorization.md").write_text(self.table() + "\n")
-        return folder
+    def _meta(self) -> dict:
+        return {"config": self.config_, "model": None, "rows": self.rows}
 
     @classmethod
-    def load(cls, folder: str | Path) -> "MemorizationStudy":
-        meta = load_json(Path(folder) / "study.json")
-        if meta.get("kind") != "MemorizationStudy":
-            raise ProbeError(f"{folder} does not hold a memorization study")
+    def _from_saved(cls, tensors: dict, meta: dict) -> MemorizationStudy:
         return cls(meta["config"], meta["rows"])
+
+    def save(self, folder: str | Path) -> Path:
+        folder = super().save(folder)
+        save_text(folder / "memorization.md", self.table() + "\n")
+        return folder
+
+    def to_rows(self) -> list[dict]:
+        return [{"k": r["k"], "train_mse": r["train_mse"], "test_mse": r["test_mse"],
+                 **{f"{source}_{key}": r["measure"][source][key] for source in SOURCES
+                    for key in ("attractors", "converged", "generalization_rank")},
+                 **{f"{source}_coefficient": r["measure"][source]["coefficient"]["mean"] for source in SOURCES},
+                 "null": r["measure"]["null"]["mean"]} for r in self.rows]
 
     def table(self) -> str:
         head = ["k", "train MSE", "test MSE", "noise attr.", "coef (noise)", "coef (train)", "coef (test)",
@@ -115,15 +124,22 @@ class MemorizationStudy:
         return plot_study(self, Path(folder))
 
 
-def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], None] | None = print) -> MemorizationStudy:
+def _results_part(d: dict) -> dict:
+    # speed settings do not change a measurement: it is reused across them
+    speed = ("batch_size", "device", "threads", "compile", "checkpoint_every")
+    return {k: (_results_part(v) if isinstance(v, dict) else v) for k, v in d.items() if k not in speed}
+
+
+def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], None] | None = print,
+              progress: bool = False) -> MemorizationStudy:
     """Train and measure every bottleneck (resuming whatever ``out`` already holds)."""
     from ..data import load_images
     from ..field import AttractorSet
     from ..train import train
 
     out = Path(out)
-    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.seed)
-    test_set = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.seed)
+    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.field.seed)
+    test_set = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.field.seed)
     mcfg = cfg.measure_config()
     rows = []
     for k in cfg.bottlenecks:
@@ -133,22 +149,25 @@ def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], Non
         run = train(cfg.train_config(k), folder, train_set=train_set, test_set=test_set, log=log)
         model = run.model.eval()
         counts = _counts(run, cfg, mcfg, folder / "counts.json", log)
-        mpath = folder / "memorization.json"
-        done = load_json(mpath) if mpath.is_file() else None
-        if done is None or done.get("config") != asdict(mcfg) or done.get("epochs") != run.epochs_done:
-            keep: dict = {}
-            done = {**measure(model, train_set, test_set, mcfg, device=cfg.device, keep=keep), "epochs": run.epochs_done}
-            for source, aset in keep.items():
-                aset.save(folder / f"attractors_{source}")
-            save_json(mpath, done)
+        mpath = folder / "memorization"
+        saved = Memorization.load(mpath) if (mpath / "meta.json").is_file() else None
+        want = {**asdict(mcfg), "field": asdict(mcfg.field.resolve(model))}
+        if saved is None or _results_part(saved.config_) != _results_part(want) \
+                or saved.facts.get("epochs") != run.epochs_done:
+            saved = measure(model, train_set, test_set, mcfg, out=folder / f"search_e{run.epochs_done:04d}",
+                            progress=progress)
+            saved.facts["epochs"] = run.epochs_done
+            saved.save(mpath)
+        done = saved.facts
         if log:
             log(f"k = {k}: coefficient (noise) {done['noise']['coefficient']['mean']:.3f}, null {done['null']['mean']:.3f},"
                 f" {done['noise']['attractors']} noise attractors")
         last = run.history[-1]
         rows.append({"k": int(k), "train_mse": last["train_mse"], "test_mse": last["test_mse"],
                      "history": run.history, "counts": counts, "measure": done, "folder": str(folder)})
-        if (folder / "attractors_noise").is_dir():
-            AttractorSet.load(folder / "attractors_noise").plot(model, out / f"attractors_k{int(k):03d}.png", max_points=32)
+        noise = folder / f"search_e{run.epochs_done:04d}" / "attractors_noise"
+        if (noise / "meta.json").is_file():
+            AttractorSet.load(noise).plot(model, out / f"attractors_k{int(k):03d}.png", max_points=32)
     study = MemorizationStudy({**asdict(cfg), "data": {"train": train_set.describe(), "test": test_set.describe()}}, rows)
     study.save(out)
     study.plot(out)
@@ -168,7 +187,7 @@ def _counts(run, cfg: MemorizationConfig, mcfg: MeasureConfig, path: Path, log) 
             model = run.checkpoint(epoch)
         except ProbeError:
             continue  # trained with keep_checkpoints off
-        row = {"epoch": epoch, **count_attractors(model, mcfg, cfg.count_seeds, device=cfg.device)}
+        row = {"epoch": epoch, **count_attractors(model, mcfg, cfg.count_seeds)}
         rows = sorted([*rows, row], key=lambda r: r["epoch"])
         save_json(path, {"key": key, "rows": rows})
         if log:
@@ -179,12 +198,7 @@ def _counts(run, cfg: MemorizationConfig, mcfg: MeasureConfig, path: Path, log) 
 
 def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     """Coefficient vs k with the null level, attractor count vs epoch, MSE vs k."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import _atomic_write
+    from matplotlib.figure import Figure
 
     rows = sorted(study.rows, key=lambda r: r["k"])
     ks = [r["k"] for r in rows]
@@ -193,12 +207,11 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     def save(fig, name):
         path = folder / name
         fig.tight_layout()
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, path))
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for source, style in zip(SOURCES, ("o-", "s--", "^:")):
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    for source, style in zip(SOURCES, ("o-", "s--", "^:"), strict=True):
         mean = [r["measure"][source]["coefficient"]["mean"] for r in rows]
         std = [r["measure"][source]["coefficient"]["std"] for r in rows]
         ax.errorbar(ks, mean, yerr=std, fmt=style, capsize=3, label=f"attractors from {source}")
@@ -206,23 +219,25 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     ax.plot(ks, null, "k-", alpha=0.5, label="null: test images")
     ax.axhline(0.8, color="r", lw=0.8, ls="--", label="paper: memorizes above 0.8")
     ax.set(xscale="log", xlabel="bottleneck k", ylabel="max cosine to training set",
-           title=f"memorization coefficient ({study.config.get('dataset')})")
+           title=f"memorization coefficient ({study.config_.get('dataset')})")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend(fontsize=7)
     save(fig, "coefficient_vs_k.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     for r in rows:
         if r["counts"]:
             ax.plot([c["epoch"] for c in r["counts"]], [c["attractors"] for c in r["counts"]], "o-", label=f"k={r['k']}")
     merge = rows[0]["measure"]["noise"]["merge"] if rows else {}
     ax.set(xlabel="epoch", ylabel="distinct attractors", yscale="symlog",
-           title=f"attractors from {study.config.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
+           title=f"attractors from {study.config_.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
                  f"{merge.get('threshold')})")
     ax.legend(fontsize=7, ncol=2)
     save(fig, "attractors_vs_epoch.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     ax.plot(ks, [r["train_mse"] for r in rows], "o-", label="train")
     ax.plot(ks, [r["test_mse"] for r in rows], "s--", label="test")
     ax.set(xscale="log", yscale="log", xlabel="bottleneck k", ylabel="reconstruction MSE", title="MSE vs k")

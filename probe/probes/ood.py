@@ -18,16 +18,18 @@ without its trajectory, to show what iterating adds).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from ..config import asdict, field
-from ..errors import ProbeError, check
+from ..errors import ConfigError, ProbeError, check
+from ..field.config import FieldConfig
 from ..maps.base import LatentMap
+from .common import check_same_model, nest_field, search_or_reuse
 
 EXACT = "donot_use_mm_for_euclid_dist"
 
@@ -45,36 +47,30 @@ METHODS = {
 
 @dataclass(frozen=True)
 class OODConfig:
-    """OOD detection settings; ``None`` iteration settings take the map's paper defaults."""
+    """OOD detection settings; the attractor search (``field``) takes the map's paper defaults."""
 
     section = "ood"
 
     n_train: int = field(1000, "training images whose encodings seed the attractor search and fit KNN / Mahalanobis")
     n_test: int = field(500, "images drawn from each test set (in-distribution and every OOD set)")
-    resolution: int | None = field(None, "image size in pixels (None: the model's native size or 256)")
-    tol: float | None = field(None, "iteration stops when ||z_{t+1} - z_t||^2 < tol (None: the map's default)")
-    max_steps: int | None = field(None, "step cap of the attractor search from training latents (None: the map's)")
-    score_steps: int | None = field(None, "step budget T of the trajectory score (None: same as max_steps)")
-    merge: str = field("cosine", "rule that merges end points into attractors (the paper: cosine)")
-    merge_threshold: float = field(0.99, "end points merge when cosine > this (the paper: 0.99)")
+    score_steps: int | None = field(None, "step budget T of the trajectory score (None: the search's max_steps)")
     knn_k: int = field(50, "K of the KNN baseline (large, as in Sun et al. 2022)")
     knn_metric: str = field("cosine", "KNN distance: cosine (L2 between unit-normalised latents, Sun et al.) or l2")
-    batch_size: int = field(128, "images per batch when encoding and reconstructing")
-    seed: int = field(0, "seed of the random image subsets")
-    power_iters: int = field(30, "Jacobian-vector products per stability check of each attractor (>= 2)")
+    image_batch: int = field(128, "images per batch when encoding and reconstructing")
+    # last: the name shadows probe.config.field inside this class body
+    field: FieldConfig = field(FieldConfig(probe_points=0), "the attractor search from the training latents "
+                               "(merged into Z*_train, the paper's cosine > 0.99); its seed draws the image subsets")
 
     def __post_init__(self):
-        if int(self.power_iters) < 2:
-            raise ValueError(f"power_iters must be >= 2, got {self.power_iters}")
-        for name in ("n_train", "n_test", "knn_k", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "score_steps", "resolution"):
+        nest_field(self)
+        for name in ("n_train", "n_test", "knn_k", "image_batch"):
             v = getattr(self, name)
-            if v is not None and int(v) < 1:
-                raise ValueError(f"{name} must be >= 1 or null, got {v}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.score_steps is not None and (not isinstance(self.score_steps, int) or self.score_steps < 1):
+            raise ConfigError(f"score_steps must be an integer >= 1 or null, got {self.score_steps!r}")
         if self.knn_metric not in ("cosine", "l2"):
-            raise ValueError(f"knn_metric must be cosine or l2, got {self.knn_metric!r}")
+            raise ConfigError(f"knn_metric must be cosine or l2, got {self.knn_metric!r}")
 
 
 # -- batches ----------------------------------------------------------------------
@@ -140,7 +136,7 @@ class Mahalanobis:
     shrinkage: float
 
     @classmethod
-    def fit(cls, train: Tensor) -> "Mahalanobis":
+    def fit(cls, train: Tensor) -> Mahalanobis:
         from sklearn.covariance import LedoitWolf
 
         x = train.reshape(len(train), -1).double().cpu().numpy()
@@ -213,41 +209,49 @@ class OODDetector:
 
     @classmethod
     @torch.no_grad()
-    def fit(cls, map: LatentMap, train_images, config: OODConfig = OODConfig()) -> "OODDetector":
-        from ..field import find_attractors
-
-        defaults = getattr(map, "field_defaults", {}) or {}
-        tol = config.tol if config.tol is not None else float(defaults.get("tol", 1e-5))
-        max_steps = int(config.max_steps or defaults.get("max_steps", 500))
-        score_steps = int(config.score_steps or max_steps)
-        z = encode_all(map, train_images, config.batch_size)
+    def fit(cls, map: LatentMap, train_images, config: OODConfig = OODConfig(), *, reference=None,
+            out: str | Path | None = None, progress: bool = False, allow_other_model: bool = False,
+            overwrite: bool = False, log=None) -> OODDetector:
+        """Encode the training images, find their attractors Z*_train (or take ``reference``, an
+        AttractorSet; one of another model is refused unless ``allow_other_model``)."""
         res = int(train_images.resolution[0] if hasattr(train_images, "resolution") else train_images.shape[-1])
-        found = find_attractors(map, seeds=z, merge=config.merge, merge_threshold=config.merge_threshold,
-                                tol=tol, max_steps=max_steps, power_iters=config.power_iters, probe_points=0,
-                                resolution=res)
+        fcfg = config.field.replace(resolution=res).resolve(map)
+        score_steps = int(config.score_steps or fcfg.max_steps)
+        z = encode_all(map, train_images, config.image_batch)
+        note = None
+        if reference is None:
+            found = search_or_reuse(map, fcfg, Path(out) if out is not None else None, seeds=z.cpu(),
+                                    progress=progress, overwrite=overwrite, log=log, what="training attractors")
+        else:
+            from ..field import AttractorSet
+
+            found = AttractorSet.load(reference) if isinstance(reference, (str, Path)) else reference
+            note = check_same_model(found, map, allow=allow_other_model, what="OOD reference set")
         points, kind = found.points, "attractors"
-        info = {"n_seeds": int(len(z)), "merge": config.merge, "merge_threshold": config.merge_threshold,
-                "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1]}
+        info = {"n_seeds": int(len(found.status)), "merge": found.merge["rule"], "merge_threshold": found.merge["threshold"],
+                "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1],
+                "other_model": note}
         if len(points) == 0:
             # an expansive map (TAEF2) has no converged seed and so no attractor: the training
             # trajectories' end points z_T, merged by the same rule, are the only reference there is
             from ..field import merge_end_points
 
-            _, leaders = merge_end_points(found.end_points, config.merge, config.merge_threshold)
+            _, leaders = merge_end_points(found.end_points, found.merge["rule"], found.merge["threshold"])
             points, kind = found.end_points[leaders], "end points"
         info.update(n_attractors=int(len(points)), reference=kind)
-        return cls(map, config, points.to(map.device), z, Mahalanobis.fit(z), tol, max_steps, score_steps, info)
+        return cls(map, config, points.to(map.device), z, Mahalanobis.fit(z), float(fcfg.tol), int(fcfg.max_steps),
+                   score_steps, info)
 
     @torch.no_grad()
     def score(self, images) -> dict[str, Tensor]:
         """Every method's score ``[N]`` (CPU) plus the iteration ``status`` and ``converged`` flags."""
         cfg = self.config
-        z = encode_all(self.map, images, cfg.batch_size)
+        z = encode_all(self.map, images, cfg.image_batch)
         out = trajectory_scores(self.map, z, self.attractors, tol=self.tol, max_steps=self.score_steps)
         out["attractor_z0"] = nearest_distance(z, self.attractors).cpu()
         out["knn"] = knn_distance(self.train_latents, z, cfg.knn_k, cfg.knn_metric).cpu()
         out["mahalanobis"] = self.mahalanobis.score(z)
-        out["reconstruction"] = reconstruction_error(self.map, images, cfg.batch_size)
+        out["reconstruction"] = reconstruction_error(self.map, images, cfg.image_batch)
         return out
 
 
@@ -258,15 +262,20 @@ def _describe(images, name: str) -> dict:
 
 
 def run_ood(map: LatentMap, train, test_in, test_out: dict, config: OODConfig = OODConfig(),
-            in_name: str = "in", progress=None) -> OODReport:
-    """Fit on ``train``, score ``test_in`` and every set in ``test_out`` ({name: images}), tabulate."""
+            in_name: str = "in", log=None, *, reference=None, out: str | Path | None = None, progress: bool = False,
+            allow_other_model: bool = False, overwrite: bool = False) -> OODReport:
+    """Fit on ``train``, score ``test_in`` and every set in ``test_out`` ({name: images}), tabulate.
+
+    ``out``: folder for the checkpointed attractor search of the training latents (``out/attractors``).
+    """
     check(isinstance(test_out, dict) and len(test_out) > 0, "test_out must be a non-empty {name: images} mapping")
     check(in_name not in test_out, f"OOD set name {in_name!r} repeats the in-distribution name")
-    say = progress or (lambda msg: None)
+    say = log or (lambda msg: None)
     say(f"attractors from {len(train)} training images")
     from ..field import STATUS
 
-    det = OODDetector.fit(map, train, config)
+    det = OODDetector.fit(map, train, config, reference=reference, out=Path(out) / "attractors" if out else None,
+                          progress=progress, allow_other_model=allow_other_model, overwrite=overwrite, log=log)
     scores, converged, status, data = {}, {}, {}, {"train": _describe(train, "train")}
     for name, images in [(in_name, test_in), *test_out.items()]:
         say(f"scoring {name} ({len(images)} images)")
@@ -389,7 +398,7 @@ class OODReport:
 
     def to_csv(self, path: str | Path) -> Path:
         """One row per (method, OOD set): fpr95, auroc and its bootstrap 95% interval, sizes."""
-        from ..io import _atomic_write
+        from ..io import save_text
 
         m, n_in = self.metrics(), len(self.scores["trajectory"][self.in_name])
         rows = ["method,in_set,ood_set,fpr95,auroc,auroc_lo,auroc_hi,n_in,n_out"]
@@ -397,22 +406,18 @@ class OODReport:
             for n, c in per_set.items():
                 rows.append(f"{method},{self.in_name},{n},{c['fpr95']:.6f},{c['auroc']:.6f},{c['auroc_lo']:.6f},"
                             f"{c['auroc_hi']:.6f},{n_in},{len(self.scores[method][n])}")
-        path = Path(path)
-        _atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(rows) + "\n"))
-        return path
+        return save_text(path, "\n".join(rows) + "\n")
 
     def plot_histograms(self, path: str | Path) -> Path:
         """One panel per method: the score histogram of the in-distribution set and each OOD set."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         methods = list(self.scores)
         cols = 3
         rows = (len(methods) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-        for ax, method in zip(axes.flat, methods):
+        fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax, method in zip(axes.flat, methods, strict=False):
             per_set = self.scores[method]
             allv = torch.cat([per_set[n] for n in [self.in_name, *self.out_names]]).double()
             lo, hi = float(allv.min()), float(allv.max())
@@ -429,13 +434,9 @@ class OODReport:
         axes.flat[0].legend(fontsize=7)
         fig.suptitle(f"OOD scores, {self.map.get('name')}", fontsize=10)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from ..io import _atomic_write
+        from ..io import save_figure
 
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=90)
 
     # -- saving -----------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -447,7 +448,7 @@ class OODReport:
         return save_result(folder, tensors, meta)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "OODReport":
+    def load(cls, folder: str | Path) -> OODReport:
         from ..io import load_result
 
         tensors, meta = load_result(folder)

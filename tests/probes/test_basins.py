@@ -7,6 +7,7 @@ import torch
 import probe
 from probe.cli.main import main
 from probe.errors import ProbeError
+from probe.field import FieldConfig
 from probe.probes.basins import Basins, BasinsConfig, find_basins, run_basins
 
 
@@ -51,7 +52,7 @@ def test_basins_are_the_nearest_class_means(digits, tmp_path):
     classes = [0, 1, 7]
     means = torch.stack([x[digits.labels == c].mean(0) for c in classes])
     m = class_mean_map(means)
-    res = run_basins(m, digits, tmp_path, BasinsConfig(max_steps=200, tol=1e-10, galleries=2, per_gallery=5))
+    res = run_basins(m, digits, tmp_path, BasinsConfig(galleries=2, per_gallery=5, field=FieldConfig(max_steps=200, tol=1e-10)))
 
     assert len(res.points) == 3 and bool(res.stable.all())
     assert int((res.assignment < 0).sum()) == 0
@@ -87,7 +88,7 @@ def test_basins_are_the_nearest_class_means(digits, tmp_path):
 def test_unlabelled_tensor_input_and_bad_input():
     x = torch.rand(12, 1, 4, 4)
     m = class_mean_map(x[:2], beta=60.0)
-    res = find_basins(m, x, BasinsConfig(max_steps=200, tol=1e-10))
+    res = find_basins(m, x, BasinsConfig(field=FieldConfig(max_steps=200, tol=1e-10)))
     assert res.class_mix(0) == {} and res.purity() != res.purity()  # nan without labels
     assert int(res.counts.sum()) + int((res.assignment < 0).sum()) == 12
     with pytest.raises(ProbeError, match="non-empty"):
@@ -102,6 +103,7 @@ def test_cli_on_a_saved_conv_autoencoder(tmp_path, capsys):
                "--galleries", "1", "--out", str(tmp_path / "out")])
     assert rc == 0
     assert "galleries and basins.md" in capsys.readouterr().out
+    assert (tmp_path / "out" / "manifest.json").is_file()
     res = Basins.load(tmp_path / "out")
     assert len(res.assignment) == 30 and res.classes is not None
     assert res.meta["images"]["name"] == "digits" and res.meta["config"]["n_images"] == 30

@@ -15,15 +15,14 @@ import torch
 
 import probe
 from probe.errors import ProbeError
-from probe.field import AttractorSet
-from probe.probes.compare import (ComparisonReport, CompareConfig, basin_agreement, chamfer, compare,
-                                  to_convention)
+from probe.field import AttractorSet, FieldConfig
+from probe.probes.compare import CompareConfig, ComparisonReport, basin_agreement, chamfer, compare, to_convention
 from probe.probes.dictionary import n_nonzero
 
 ROTATED = (1 + math.sqrt(2)) / 3
 C45 = math.cos(math.pi / 4)
 R45 = torch.tensor([[C45, -C45, 0.0], [C45, C45, 0.0], [0.0, 0.0, 1.0]])
-CFG = CompareConfig(n_seeds=48, max_steps=200, batch_size=16, max_grid=4)
+CFG = CompareConfig(field=FieldConfig(n_seeds=48, max_steps=200), image_batch=16, max_grid=4)
 
 
 def orthant_map(dim=3, side=4, channels=1, rotation=None, gain=2.0, seed=0, name=None):
@@ -152,9 +151,9 @@ def test_pixel_space_on_different_latent_shapes_is_symmetric_in_form(sets):
         assert torch.allclose(ab.values[f"pixel|B->A|{basis}|mse"], ba.values[f"pixel|A->B|{basis}|mse"])
     for m in ("max_cos", "nn_mse", "ref_max_cos", "ref_nn_mse"):
         assert torch.allclose(ab.values[f"set|A->B|{m}"], ba.values[f"set|B->A|{m}"])
-    assert len(ab.values["pixel|A->B|attractors|mse"]) == 3  # A's dictionary: 3 of its 8 corners (capped at D)
-    assert len(ab.values["pixel|B->A|attractors|mse"]) == 2
-    assert ab.scalars["n_nonzero"] == {"A": 1, "B": 1}
+    assert len(ab.values["pixel|A->B|attractors|mse"]) == 8  # A's dictionary: all 8 corners (issue 14: no cap)
+    assert len(ab.values["pixel|B->A|attractors|mse"]) == 4
+    assert ab.scalars["n_nonzero"] == {"A": 1, "B": 1}  # round(5% of 8), at least one
 
 
 def test_same_space_declarations(sets):
@@ -164,8 +163,10 @@ def test_same_space_declarations(sets):
     assert not r.shared["shared"] and "declared" in r.shared["why"] and "latent|agree" not in r.values
     r = pair(sets, "toy", "rgb3", CompareConfig(pixel=False))  # same class, same latent shape
     assert r.shared["shared"] and "pixel|A->B|attractors|mse" not in r.values
-    with pytest.raises(ProbeError, match="computed on 'rgb2'.*image_channels"):
+    with pytest.raises(ProbeError, match="made by 'rgb2'.*--allow-other-model"):
         compare(sets["toy"][0], sets["toy"][0], CFG, attractors_a=sets["rgb2"][1])
+    r = compare(sets["toy"][0], sets["rgb3"][0], CFG, attractors_a=sets["rgb3"][1], allow_other_model=True)
+    assert "rgb3" in r.models["A"]["atoms"]["other_model"]  # the report says whose set it is
 
 
 def test_computed_sets_report_roundtrip_markdown_and_grid(toy, tmp_path):
@@ -180,11 +181,11 @@ def test_computed_sets_report_roundtrip_markdown_and_grid(toy, tmp_path):
     png = r.grids(tmp_path)
     from PIL import Image
 
-    assert Image.open(png).size[0] > 2 * 3 * 64  # two panels of 3 atoms (D = 3), tiles >= 64 px
+    assert Image.open(png).size[0] > 2 * 4 * 64  # two panels of max_grid = 4 atoms, tiles >= 64 px
     again = compare(toy, orthant_map(rotation=R45, name="rotated"), CFG, out=tmp_path)  # reuses the sets
     assert torch.equal(again.values["latent|agree"], r.values["latent|agree"])
     with pytest.raises(ProbeError, match="other settings"):
-        compare(toy, toy, CompareConfig(n_seeds=8), out=tmp_path)  # fails before iterating anything
+        compare(toy, toy, CompareConfig(field=FieldConfig(n_seeds=8)), out=tmp_path)  # fails before iterating
     with pytest.raises(ProbeError, match="not a ComparisonReport|does not hold"):
         ComparisonReport.load(tmp_path / "attractors_a")
 
@@ -213,7 +214,7 @@ def test_conv_autoencoders_two_inits_differ(device):
     assert sim(same) == pytest.approx(1, abs=1e-6) and sim(diff) < 0.99
     assert diff.stat("latent|agree").mean < 1
     wide = ConvAE(image_size=8, width=8, bottleneck=4, name="conv-seed0").to(device)  # same name, other model
-    with pytest.raises(ProbeError, match="computed on 'conv-seed0'.*parameters"):
+    with pytest.raises(ProbeError, match="made by 'conv-seed0'"):
         compare(wide, b, CFG, attractors_a=sa, attractors_b=sb)
 
 
@@ -223,7 +224,7 @@ def test_taef2_against_a_conv_autoencoder(taef2_dir):
     taef2 = probe.load(taef2_dir)
     conv = ConvAE(image_size=8, width=4, bottleneck=8, name="conv-k8")
     st = cheap_set(taef2, n_seeds=8, max_steps=3, resolution=16, probe_points=0)  # no JVP through TAEF2
-    r = compare(taef2, conv, CompareConfig(batch_size=8, max_grid=4), attractors_a=st,
+    r = compare(taef2, conv, CompareConfig(image_batch=8, max_grid=4), attractors_a=st,
                 attractors_b=cheap_set(conv, n_seeds=8, max_steps=300))
     assert not r.shared["shared"]
     assert r.models["A"]["resolution"] == 16  # taken from the set
@@ -251,9 +252,10 @@ def test_cli_with_run_folders(tmp_path, capsys):
     rc = main(["compare", str(tmp_path / "run0"), str(tmp_path / "m1"), "--attractors-b", str(tmp_path / "set1"),
                "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--quiet"])
     assert rc == 0
-    assert "latent shapes differ" in capsys.readouterr().out
+    assert capsys.readouterr().out == ""  # --quiet: no prose
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
     report = ComparisonReport.load(out / "report")
+    assert "latent shapes differ" in report.shared["why"]
     assert report.models["A"]["spec"] == str(tmp_path / "m0") and report.config["sparsity"] == 0.5
     assert report.scalars["n_nonzero"]["B"] == n_nonzero(0.5, report.models["B"]["atoms"]["n_atoms"])
     assert not (out / "attractors_a").exists()  # both sets were given: nothing iterated

@@ -50,7 +50,7 @@ def subspace_set(tmp_path):
     return m, atoms, str(path)
 
 
-CFG = dict(n_images=100, sparsity=1.0, batch_size=50, n_examples=4)
+CFG = dict(n_images=100, sparsity=1.0, image_batch=50, n_examples=4)
 
 
 def test_nonzeros_follow_the_paper():
@@ -88,8 +88,9 @@ def test_expansive_maps_use_end_points_and_say_so(subspace_set):
                          DictionaryConfig(**{**CFG, "sparsity": 0.25}, bases=["attractors", "orthogonal"]))
     a = rep.attractors
     assert a["atoms_are"] == "end points" and a["n_found"] == 20
-    assert a["n_atoms"] == D_LATENT  # capped at the latent dim so the orthogonal basis can match it
-    assert rep.datasets[spec]["n_nonzero"]["0.25"] == {"attractors": 2, "orthogonal": 2}
+    assert a["n_atoms"] == 20  # every end point is an atom; the orthogonal basis has at most D = 8
+    assert rep.datasets[spec]["atoms"] == {"attractors": 20, "orthogonal": D_LATENT}
+    assert rep.datasets[spec]["n_nonzero"]["0.25"] == {"attractors": 5, "orthogonal": 5}  # 25% of 20, both
     md = rep.to_markdown()
     assert "END POINTS" in md.splitlines()[0] and "20 end points found from 20 Gaussian seeds" in md
     assert "| omp · end points | omp · orthogonal | omp: orthogonal − end points (paired) |" in md
@@ -180,6 +181,21 @@ def test_lasso_codes_at_the_same_sparsity(subspace_set):
     assert omp.mean <= lasso.mean * (1 + 1e-6)  # on an orthonormal basis OMP keeps the best 2 exactly
 
 
+def test_fewer_than_20_attractors_are_degenerate_and_the_end_points_are_coded_too(subspace_set):
+    m, atoms, spec = subspace_set
+    ends = torch.cat([atoms.repeat(4, 1), torch.randn(6, D_LATENT)])  # 12 copies of the 3 attractors + 6 others
+    cfg = DictionaryConfig(**{**CFG, "sparsity": 0.05}, bases=["attractors", "orthogonal"])
+    rep = run_dictionary(m, fake_attractors(atoms, ends), [spec], cfg)
+    a = rep.attractors
+    assert a["degenerate"] and a["end_points_coded"] and a["end_point_directions"] == 9
+    assert rep.bases == ["attractors", "end_points", "orthogonal"]
+    assert rep.datasets[spec]["atoms"]["end_points"] == 18
+    assert rep.datasets[spec]["n_nonzero"]["0.05"] == {"attractors": 1, "end_points": 1, "orthogonal": 1}
+    md = rep.to_markdown()
+    assert "DEGENERATE" in md and "unmerged end points (18 atoms, 9 distinct directions)" in md
+    assert "orthogonal − attractors (paired)" in md  # the paper's comparison is still the attractors'
+
+
 def test_only_stable_fixed_points_are_atoms():
     pts, ends = torch.randn(3, D_LATENT), torch.randn(5, D_LATENT)
     flat, info = dictionary_atoms(fake_attractors(pts, ends, stable=torch.tensor([True, False, True])), (D_LATENT,))
@@ -209,7 +225,7 @@ def test_cli_prints_the_table_writes_files_and_resumes(tiny_model_and_set, tmp_p
     real = probe.field.find_attractors  # the stability check is the slow part: fewer Jacobian products
     monkeypatch.setattr(probe.field, "find_attractors", lambda *a, **k: real(*a, power_iters=3, probe_points=2, **k))
     model, data = tiny_model_and_set
-    args = ["dictionary", model, "--datasets", data, "--atoms", "16", "--max-steps", "50", "--n-images", "20",
+    args = ["dictionary", model, "--datasets", data, "--seeds", "16", "--max-steps", "50", "--n-images", "20",
             "--sparsity", "0.25", "--bases", "attractors,orthogonal", "--out", str(tmp_path / "out")]
     assert main(args) == 0
     out, err = capsys.readouterr()
@@ -223,7 +239,8 @@ def test_cli_prints_the_table_writes_files_and_resumes(tiny_model_and_set, tmp_p
     assert main(args) == 0  # resumes: the attractors and the finished set are reused
     assert "reusing" in capsys.readouterr().err
     assert main([a if a != "50" else "40" for a in args]) == 2  # saved attractors from other settings
-    assert "computed with other settings (max_steps)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other settings" in err and "max_steps 50 -> 40" in err and "--overwrite" in err
     assert main(args[:-2] + ["--sparsity", "1.5", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sparsity must be a fraction" in err
@@ -236,5 +253,5 @@ def test_yaml_config_fills_the_dataclass(tmp_path):
     cfg = build(DictionaryConfig, tmp_path / "c.yaml", n_images=7, coder=None)
     assert (cfg.sparsity, cfg.coder, cfg.n_images, cfg.coders) == (0.1, "both", 7, ["omp", "lasso"])
     (tmp_path / "bad.yaml").write_text("dictionary:\n  sparsness: 0.1\n")
-    with pytest.raises(ProbeError, match="unknown field.*sparsness"):
+    with pytest.raises(ProbeError, match="unknown setting.*sparsness"):
         build(DictionaryConfig, tmp_path / "bad.yaml")

@@ -56,7 +56,7 @@ def test_top_label_per_image(encoder, photos):
     p = zero_shot_probs(photos, encoder, LABELS)
     top = zero_shot(photos, encoder, LABELS)
     assert len(top) == 5
-    for (label, prob), row in zip(top, p):
+    for (label, prob), row in zip(top, p, strict=True):
         assert label == LABELS[int(row.argmax())] and prob == pytest.approx(float(row.max()))
 
 

@@ -8,8 +8,15 @@ import torch
 
 import probe
 from probe.errors import ProbeError
-from probe.probes.memorization import (MeasureConfig, chamfer_similarity, generalization_rank, max_cosine, measure,
-                                       memorization_coefficient)
+from probe.field import FieldConfig
+from probe.probes.memorization import (
+    MeasureConfig,
+    chamfer_similarity,
+    generalization_rank,
+    max_cosine,
+    measure,
+    memorization_coefficient,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +99,7 @@ def test_measure_on_a_map_with_one_known_attractor():
     x = torch.from_numpy(load_digits().images[:, None]).float() / 16
     train, test = x[:600], x[600:900]
     m, t = _template_map(train[3], train[8])
-    cfg = MeasureConfig(n_seeds=16, n_data_seeds=8, n_null=300, tol=1e-10, max_steps=200)
+    cfg = MeasureConfig(n_data_seeds=8, n_null=300, field=FieldConfig(n_seeds=16, tol=1e-10, max_steps=200))
     out = measure(m, train, test, cfg)
     for source in ("noise", "train", "test"):
         r = out[source]
@@ -104,16 +111,17 @@ def test_measure_on_a_map_with_one_known_attractor():
     assert out["null"]["mean"] == pytest.approx(float(null.mean()), abs=1e-6)
     assert 0.5 < out["null"]["mean"] < 1.0  # real digits resemble each other, but no test image is a copy
     assert out["chamfer"]["train_noise"] == pytest.approx(1.0, abs=1e-6)
-    assert out["noise"]["merge"]["rule"] == "cosine" and out["config"]["merge_threshold"] == 0.99
-    json.dumps(out)  # a saved result must be plain JSON
+    assert out["noise"]["merge"]["rule"] == "cosine" and out.config_["field"]["merge_threshold"] == 0.99
+    json.dumps(out.meta)  # a saved result must be plain JSON
+    assert out.to_rows()[0]["source"] == "noise" and len(out.to_rows()) == 3
 
 
 def test_study_trains_measures_and_resumes(tmp_path, monkeypatch):
     from probe.probes import memorization_study as ms
 
     cfg = ms.MemorizationConfig(dataset="digits", bottlenecks=[2, 3], epochs=2, n_train=300, n_test=60, width=2,
-                                batch_size=50, n_seeds=8, n_data_seeds=6, n_null=30, count_seeds=6, count_every=1,
-                                max_steps=300)
+                                train_batch=50, n_data_seeds=6, n_null=30, count_seeds=6, count_every=1,
+                                field=FieldConfig(n_seeds=8, max_steps=300))
     study = ms.run_study(cfg, tmp_path, log=None)
     assert [r["k"] for r in study.rows] == [2, 3]
     for r in study.rows:
@@ -121,7 +129,7 @@ def test_study_trains_measures_and_resumes(tmp_path, monkeypatch):
         assert r["counts"][0]["merge"]["threshold"] == 0.99
         assert r["measure"]["noise"]["seeds"] == 8 and r["measure"]["train"]["seeds"] == 6
         assert isinstance(probe.load(r["folder"]), probe.LatentMap)
-    for name in ("study.json", "memorization.md", "coefficient_vs_k.png", "attractors_vs_epoch.png", "mse_vs_k.png"):
+    for name in ("meta.json", "memorization.md", "coefficient_vs_k.png", "attractors_vs_epoch.png", "mse_vs_k.png"):
         assert (tmp_path / name).is_file(), name
     back = ms.MemorizationStudy.load(tmp_path)
     assert back.rows[1]["measure"]["null"] == study.rows[1]["measure"]["null"]

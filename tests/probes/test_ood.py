@@ -11,9 +11,20 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 import probe
 from probe.errors import ProbeError
+from probe.field import FieldConfig
 from probe.probes.metrics import auroc, bootstrap_ci, fpr95, fpr_at_tpr
-from probe.probes.ood import (METHODS, Mahalanobis, OODConfig, OODDetector, OODReport, knn_distance, nearest_distance,
-                              reconstruction_error, run_ood, trajectory_scores)
+from probe.probes.ood import (
+    METHODS,
+    Mahalanobis,
+    OODConfig,
+    OODDetector,
+    OODReport,
+    knn_distance,
+    nearest_distance,
+    reconstruction_error,
+    run_ood,
+    trajectory_scores,
+)
 
 
 # -- metrics ------------------------------------------------------------------------
@@ -99,7 +110,7 @@ def test_score_separates_far_points_and_report_roundtrip(tmp_path):
     g = torch.Generator().manual_seed(0)
     near = lambda n: ATTRACTORS[torch.randint(0, 2, (n,), generator=g)] + 0.3 * torch.randn(n, 2, generator=g)  # noqa
     far = torch.stack([0.3 * torch.randn(40, generator=g), 6 + torch.rand(40, generator=g)], 1)
-    cfg = OODConfig(n_train=60, n_test=40, knn_k=5, batch_size=16, power_iters=2)
+    cfg = OODConfig(n_train=60, n_test=40, knn_k=5, image_batch=16, field=FieldConfig(power_iters=2))
     det = OODDetector.fit(m, as_images(near(60)), cfg)
     assert len(det.attractors) == 2  # both wells, found from data, merged by cosine > 0.99
     assert torch.allclose(det.attractors.reshape(2, 2).abs().sort(0).values[:, 0], torch.tensor([2.0, 2.0]), atol=1e-3)
@@ -129,7 +140,7 @@ def test_expansive_map_scores_against_end_points():
     m = probe.wrap(lambda x: x.reshape(len(x), 2), lambda z: 1.5 * z.reshape(len(z), 2, 1, 1), (2,),
                    image_channels=2, check_inputs=False)
     train = as_images(torch.tensor([[1.0, 0.1]]) + 0.01 * torch.randn(20, 2))
-    cfg = OODConfig(n_train=20, n_test=10, knn_k=3, max_steps=6, power_iters=2)
+    cfg = OODConfig(n_train=20, n_test=10, knn_k=3, field=FieldConfig(max_steps=6, power_iters=2))
     report = run_ood(m, train, train[:10], {"other": as_images(torch.randn(10, 2))}, cfg)
     assert report.info["attractors"]["reference"] == "end points"
     assert report.info["fraction_converged"] == {"in": 0.0, "other": 0.0}
@@ -191,9 +202,9 @@ def test_reconstruction_error_known_values():
 
 
 def test_config_validates():
-    with pytest.raises(ValueError, match="knn_metric"):
+    with pytest.raises(ProbeError, match="knn_metric"):
         OODConfig(knn_metric="manhattan")
-    with pytest.raises(ValueError, match="n_train"):
+    with pytest.raises(ProbeError, match="n_train"):
         OODConfig(n_train=0)
 
 
@@ -213,7 +224,7 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert printed.startswith("OOD detection with") and "in = digits (n=16)" in printed
     assert "noise:uniform FPR95 / AUROC" in printed and "| trajectory |" in printed
     report = OODReport.load(out)
-    assert report.config["power_iters"] == 2 and report.config["knn_k"] == 5  # from the YAML
+    assert report.config["field"]["power_iters"] == 2 and report.config["knn_k"] == 5  # from the YAML
     assert report.info["data"]["train"]["split"] == "train" and report.info["data"]["digits"]["split"] == "test"
     assert set(report.scores["trajectory"]) == {"digits", "noise:uniform", "noise:gaussian"}
     assert all(len(v) == 16 for v in report.scores["knn"].values())
