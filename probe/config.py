@@ -24,18 +24,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .convert import convert, type_options
-from .errors import ConfigError, ProbeError
+from .errors import ConfigError, ProbeError, first_line
 
 __all__ = ["field", "build", "apply", "read_yaml", "yaml_values", "flag_specs", "FlagSpec", "convert",
            "first_line", "asdict", "help_of", "merge"]
 
 T = TypeVar("T")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none): for one-line errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def field(default: Any, help: str, *, choices: tuple | None = None, flag: str | None = None, **kw) -> Any:

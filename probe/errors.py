@@ -5,6 +5,15 @@ else is a bug and keeps its traceback.
 """
 
 
+__all__ = ["ProbeError", "ConfigError", "check", "first_line"]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none): the one-line error text."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ProbeError(Exception):
     """A user-facing error: bad model spec, bad shape, offline hub, full disk..."""
 

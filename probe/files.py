@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ProbeError
+from .errors import ProbeError, first_line
 
 __all__ = ["atomic_write", "save_json", "load_json", "save_text", "save_figure", "save_csv", "save_tensors",
            "load_tensors", "to_jsonable", "write_failure", "clean_stale_temps"]
@@ -89,7 +89,7 @@ def _reason(path: Path, e: BaseException) -> str:
         return "the file system is read-only (choose another --out)"
     if code in (errno.EACCES, errno.EPERM):
         return "permission denied (choose a writable --out)"
-    return getattr(e, "strerror", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return getattr(e, "strerror", None) or first_line(e)
 
 
 def write_failure(path: str | Path, what: str, e: BaseException) -> ProbeError:
@@ -198,7 +198,7 @@ def load_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ProbeError(f"{path} is damaged (not valid JSON: {str(e).splitlines()[0]}); "
+        raise ProbeError(f"{path} is damaged (not valid JSON: {first_line(e)}); "
                          f"re-create it by running the command again") from e
     except OSError as e:
         raise ProbeError(f"cannot read {path}: {e.strerror or e}") from e
@@ -221,7 +221,7 @@ def load_tensors(path: str | Path) -> dict:
     try:
         return load_file(str(path))
     except Exception as e:  # SafetensorError, OSError: a truncated or foreign file
-        raise ProbeError(f"{path} is damaged or not a safetensors file ({str(e).splitlines()[0] if str(e) else e}); "
+        raise ProbeError(f"{path} is damaged or not a safetensors file ({first_line(e)}); "
                          f"re-create it by running the command again") from e
 
 

@@ -135,7 +135,8 @@ class OutputFolder:
         if state is None:
             return
         if state["settings"] != self.settings:
-            raise ProbeError(f"{where} holds a result made with other settings ({_differences(state['settings'], self.settings)}); "
+            diff = _differences(state["settings"], self.settings)
+            raise ProbeError(f"{where} holds a result made with other settings ({diff}); "
                              f"pass --overwrite to replace it (the old one stays until the new one is complete) "
                              f"or choose another --out")
         if state.get("finished"):

@@ -31,7 +31,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .errors import ProbeError
+from .errors import ProbeError, first_line
 from .io import load_json, load_tensors, save_csv, save_json, save_tensors, to_jsonable
 
 __all__ = ["Result", "load_result", "model_fingerprint", "same_model", "KNOWN_KINDS"]
@@ -39,7 +39,7 @@ __all__ = ["Result", "load_result", "model_fingerprint", "same_model", "KNOWN_KI
 META, TENSORS = "meta.json", "tensors.safetensors"
 _DIGEST = "probe_digest"
 _RESERVED = ("kind", "version", "probe_version", "files")
-#: kind -> module that defines it (imported by load_result on first use; layering: result.py imports no probe layer above it)
+#: kind -> the module that defines it, imported by load_result on first use (result.py imports no layer above it)
 KNOWN_KINDS = {
     "AttractorSet": "probe.field.attractors",
     "DictionaryReport": "probe.probes.dictionary_report",
@@ -110,7 +110,7 @@ class _Saved(dict):
 
 
 class _Header:
-    """``result.meta`` is ``result.header()`` unless the subclass keeps its own ``meta`` attribute (non-data descriptor)."""
+    """``result.meta`` is ``result.header()``, unless a subclass keeps its own ``meta`` (a non-data descriptor)."""
 
     def __get__(self, obj, cls=None):
         return self if obj is None else obj.header()
@@ -191,7 +191,7 @@ class Result:
         except ProbeError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
-            raise ProbeError(f"{folder} is not a readable {kind} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}); "
+            raise ProbeError(f"{folder} is not a readable {kind} ({type(e).__name__}: {first_line(e)}); "
                              f"re-create it by running the command again") from e
 
     def to_rows(self) -> list[dict]:
@@ -224,7 +224,8 @@ def _read_meta(folder: Path) -> dict:
     path = folder / META
     if not path.is_file():
         if (folder / "checkpoint").is_dir() or (folder / "settings.json").is_file():
-            raise ProbeError(f"{folder} holds an unfinished run (no {META} yet): run the same command again to finish it")
+            raise ProbeError(f"{folder} holds an unfinished run (no {META} yet): "
+                             f"run the same command again to finish it")
         raise ProbeError(f"{folder} is not a probe result (no {META}); give the --out folder of a probe command")
     meta = load_json(path)
     if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
@@ -238,7 +239,8 @@ def _class_of(kind: str, folder: Path) -> type[Result]:
         try:
             importlib.import_module(KNOWN_KINDS[kind])
         except ImportError as e:
-            raise ProbeError(f"{folder} holds a {kind}, whose module {KNOWN_KINDS[kind]} cannot be imported: {e}") from e
+            raise ProbeError(f"{folder} holds a {kind}, whose module {KNOWN_KINDS[kind]} cannot be imported: "
+                             f"{first_line(e)}") from e
     if kind not in _REGISTRY:
         known = ", ".join(sorted(set(KNOWN_KINDS) | set(_REGISTRY)))
         raise ProbeError(f"{folder} holds a result of kind {kind!r} that this probe does not know "

@@ -270,8 +270,10 @@ API = {
     "load missing tensor file": (_load(_edited_copy(lambda m, d: (d / "tensors.safetensors").unlink())),
                                  r"tensors\.safetensors is missing"),
     "load meta not json": (_load(_broken_meta), r"meta\.json is damaged"),
-    "attractor set from toy": (_attractor_set_load(lambda w, t: w["toy"]), r"holds a BadInputsToy, not an? AttractorSet"),
-    "load model: no such spec": (_probe_load(lambda w, t: t / "no" / "such" / "model"), r"no/such/model|not found|no such"),
+    "attractor set from toy": (_attractor_set_load(lambda w, t: w["toy"]),
+                               r"holds a BadInputsToy, not an? AttractorSet"),
+    "load model: no such spec": (_probe_load(lambda w, t: t / "no" / "such" / "model"),
+                                 r"no/such/model|not found|no such"),
     "load model: random .pth": (_probe_load(lambda w, t: w["root"] / "random.pth"), r"random\.pth"),
     "load model: truncated weights": (_probe_load(lambda w, t: w["truncated_model"]), r"model\.safetensors"),
     "load model: not a model": (_probe_load(lambda w, t: w["root"] / "notmodel"), r"notmodel"),
@@ -486,3 +488,35 @@ def test_overwrite_on_a_full_disk_keeps_the_old_result(guarded, tmpfs):
     rc, _, err = cli("run", B, "--seeds", "6", "--max-steps", "20", "--quiet", "--overwrite", "--out", str(fs / "o"))
     assert rc == 2 and "disk is full" in the_line(err)
     assert snapshot(fs / "o") == before
+
+
+# -- interrupts and real processes ---------------------------------------------------------------
+def test_ctrl_c_is_one_line_and_the_run_resumes(guarded, tmp_path, monkeypatch):
+    import probe.field
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "o"
+    with monkeypatch.context() as m:
+        m.setattr(probe.field, "find_attractors", interrupted)
+        rc, _, err = cli(*RUN, "--out", str(out))
+    assert rc == 130 and "interrupted" in the_line(err) and str(out) in the_line(err)
+    assert not (out / ".lock").exists() and not list(out.rglob("*.tmp"))
+    rc, _, err = cli(*[a for a in RUN if a != "--quiet"], "--out", str(out))
+    assert rc == 0 and "resuming" in err
+
+
+@pytest.mark.parametrize("argv, rc, words", [
+    (["run", B, "--seeds", "eight"], 2, r"n_seeds must be an integer"),
+    (["info", "no/such/model"], 2, r"no/such/model"),
+    (["--version"], 0, None),
+])
+def test_the_probe_process(guarded, argv, rc, words):
+    r = subprocess.run([sys.executable, "-m", "probe.cli.main", *argv], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == rc, r.stderr
+    if words is None:
+        assert r.stdout.startswith("probe ")
+    else:
+        assert re.search(words, the_line(r.stderr))

@@ -38,7 +38,8 @@ def yaml(tmp_path, text: str, name: str = "c.yaml"):
 VALUES = {
     "n_seeds": ("3", "5", 3, 5), "seed": ("1", "2", 1, 2), "seed_dist": ("data", "normal", "data", "normal"),
     "resolution": ("32", "48", 32, 48), "tol": ("1e-3", "1e-4", 1e-3, 1e-4), "rtol": ("1e-2", "1e-1", 1e-2, 0.1),
-    "max_steps": ("7", "9", 7, 9), "max_period": ("2", "3", 2, 3), "merge": ("euclidean", "cosine", "euclidean", "cosine"),
+    "max_steps": ("7", "9", 7, 9), "max_period": ("2", "3", 2, 3),
+    "merge": ("euclidean", "cosine", "euclidean", "cosine"),
     "merge_threshold": ("0.5", "0.7", 0.5, 0.7), "solver": ("anderson", "mixed", "anderson", "mixed"),
     "dtype": ("fp64", "bf16", "fp64", "bf16"), "compile": ("true", "false", True, False),
     "batch_size": ("4", "6", 4, 6), "device": ("cpu", "cuda:1", "cpu", "cuda:1"), "threads": ("1", "2", 1, 2),
