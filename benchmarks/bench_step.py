@@ -59,7 +59,7 @@ def sync(device) -> None:
 
 
 def variants(m, device: str, compile_ok: bool):
-    from probe.field.speed import fast_map
+    from probe.field.compute import compute_map as fast_map
 
     out = [("eager fp32", m), ("eager bf16", fast_map(m, "bf16")),
            ("bf16 + channels_last", fast_map(m, "bf16", channels_last=True))]
@@ -120,12 +120,12 @@ def main(argv=None) -> int:
     res = args.resolution or (256 if gpu and not args.quick else 64)
     repeats = args.repeats or (20 if gpu else 3)
     rows = []
-    from probe.field.speed import choose_batch_size
+    from probe.field.memory import choose_batch_size
 
     for name in args.models.split(","):
         m = build(name, device)
         shape = m.latent_shape(res)
-        batch = args.batch or (choose_batch_size(m, shape, max_batch=64) if gpu else 2)
+        batch = args.batch or (choose_batch_size(m.f, shape, 64, m.device, m.dtype, max_batch=64) if gpu else 2)
         z = torch.randn(batch, *shape, device=device)
         gf = gflop_per_step(m, shape)
         vs = variants(m, device, args.compile != "off")

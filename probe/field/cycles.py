@@ -6,8 +6,10 @@ steps) is *anchored*: its current point is kept. Three stages follow, so that se
 keep contracting cost nothing and anchored ones almost nothing:
 
 1. coarse: at each later check, f(z) is compared with the anchor (one distance per seed
-   every CHECK_EVERY steps). A period-p cycle comes back at lag lcm(CHECK_EVERY, p), so
-   within CHECK_EVERY * ``max_period`` steps; no return by then drops the anchor.
+   every CHECK_EVERY steps). A period-p cycle comes back at lag lcm(CHECK_EVERY, p). An
+   anchor lives 3 * CHECK_EVERY steps, then the seed is re-anchored with twice the life,
+   up to CHECK_EVERY * ``max_period`` (an anchor taken while the orbit was still settling
+   onto its cycle never comes back within tol; short lives catch short periods early).
 2. exact: a seed that came back is re-anchored and compared at every step; its first
    return gives the smallest period p (up to ``max_period``).
 3. confirm: the cycle is reported once the seed is back on the anchor after a whole
@@ -42,6 +44,7 @@ class CycleWatch:
         return {"anchor": torch.zeros_like(z), "anchor_step": torch.full((b,), -1, dtype=torch.long, device=dev),
                 "anchor_res": torch.zeros(b, device=dev, dtype=torch.float64),
                 "return_period": torch.zeros(b, dtype=torch.long, device=dev),
+                "anchor_life": torch.zeros(b, dtype=torch.long, device=dev),
                 "check_res": torch.full((b,), float("inf"), device=dev, dtype=torch.float64)}
 
     def _back(self, rows: dict, fz: Tensor, mask: Tensor, plain: Tensor | None) -> Tensor:
@@ -79,7 +82,9 @@ class CycleWatch:
             if self.watching:
                 coarse = anchored & (p == 0)
                 back = self._back(rows, fz, coarse & (lag > 0), plain)
-                stale = (coarse & ~back & (lag > CHECK_EVERY * self.max_period)) | \
+                expired = coarse & ~back & (lag >= rows["anchor_life"])
+                renew = expired & (rows["anchor_life"] < CHECK_EVERY * self.max_period)
+                stale = (expired & ~renew) | \
                     (anchored & (p == EXACT) & (lag > self.max_period)) | \
                     (anchored & (p > 0) & (lag > 2 * MIN_STEPS + 4 * p))
                 if plain is not None:
@@ -87,12 +92,18 @@ class CycleWatch:
                 rows["anchor_step"] = torch.where(stale, -1, a_step)
                 rows["return_period"] = torch.where(stale, 0, p)
                 self._anchor(rows, back, fz, res, t1, EXACT)
+                if bool(renew.any()):
+                    life = torch.clamp(2 * rows["anchor_life"], max=CHECK_EVERY * self.max_period)
+                    self._anchor(rows, renew, fz, res, t1, 0)
+                    rows["anchor_life"] = torch.where(renew, life, rows["anchor_life"])
             res64 = res.to(torch.float64)
             stalled = (rows["anchor_step"] < 0) & (res64 >= STALL * rows["check_res"]) & (t1 >= MIN_STEPS) \
                 & torch.isfinite(res64)
             if plain is not None:
                 stalled &= plain
-            self._anchor(rows, stalled, fz, res, t1, 0)
+            if bool(stalled.any()):
+                self._anchor(rows, stalled, fz, res, t1, 0)
+                rows["anchor_life"] = torch.where(stalled, 3 * CHECK_EVERY, rows["anchor_life"])
             rows["check_res"] = res64
             anchored = rows["anchor_step"] >= 0
             self.watching = bool(anchored.any())

@@ -74,3 +74,22 @@ def test_diagnose_reports_its_evidence_in_one_line():
     for text in ("0% of 32 seeds converged within 300 steps", "6.3% at step 1", "6.1% at step 301", "1.5-1.9"):
         assert text in d.line
     assert d.fractions["unconverged"] == 1.0 and math.isclose(sum(d.fractions.values()), 1.0)
+
+
+def test_contractive_needs_stable_fixed_points():
+    """f(z) = 1.5 z: 0 is the only fixed point and it repels; a loose tol stops every seed at once."""
+    m = probe.wrap(lambda z: 1.5 * z, lambda z: z, (3,), check_inputs=False)
+    r = find_attractors(m, seeds=1e-3 * torch.randn(8, 3), tol=1e-2, max_steps=50, **FAST)
+    assert r.diagnosis.fractions["converged"] == 1.0 and len(r) >= 1 and not bool(r.stable.any())
+    assert r.verdict != "contractive" and "0 of" in r.diagnosis.line and "stable" in r.diagnosis.line
+
+
+def test_the_bundled_model_at_five_steps_is_undetermined_not_expansive():
+    from probe.maps.registry import builtin_names
+
+    if "fmnist-k16" not in builtin_names():
+        pytest.skip("bundled model fmnist-k16 not present")
+    m = probe.load("builtin:fmnist-k16")
+    r = find_attractors(m, n_seeds=16, max_steps=5, **FAST)
+    assert r.verdict == "undetermined" and r.verdict != "expansive"
+    assert r.diagnosis.line.startswith("undetermined (") and "still moving at step 5" in r.diagnosis.line

@@ -66,9 +66,19 @@ def test_two_cycle_is_found_with_its_period_and_known_amplitude():
 
 
 def test_three_cycle_is_found():
-    tr = iterate(fm.three_cycle(), torch.randn(8, 2) * 3, tol=1e-10, max_steps=300)
+    z0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    tr = iterate(fm.three_cycle(), z0, tol=1e-10, max_steps=300)
     assert (tr.status == CYCLE).all() and (tr.period == 3).all()
-    assert torch.allclose(tr.z.norm(dim=1), torch.ones(8), atol=1e-4)
+    assert tr.z.dtype == torch.float64  # an fp64 map keeps fp64 end points
+    assert torch.allclose(tr.z.norm(dim=1), torch.ones(8, dtype=torch.float64), atol=1e-4)
+
+
+def test_a_period_50_orbit_is_a_cycle_with_its_period_and_needs_max_period_50():
+    z0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    tr = iterate(fm.long_cycle(50), z0, tol=1e-10, max_steps=3000)  # max_period 64 by default
+    assert (tr.status == CYCLE).all() and (tr.period == 50).all()
+    short = iterate(fm.long_cycle(50), z0, tol=1e-10, max_steps=600, max_period=8)
+    assert (short.status == UNCONVERGED).all() and (short.period == 0).all()
 
 
 def test_an_oscillating_contraction_is_not_mistaken_for_a_cycle():
