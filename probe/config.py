@@ -125,11 +125,19 @@ def _typed(cls: type, values: dict, where: str, lines: dict | None = None, prefi
     return out
 
 
-def apply(cls: type[T], base: T | None, values: dict, where: str = "") -> T:
+def apply(cls: type[T], base: T | None, values: dict, where: str = "", lines: dict | None = None) -> T:
     """``base`` (default: ``cls()``) with ``values`` (nested, dotted or flat keys) converted and applied;
-    ``where`` (e.g. ``"config FILE"``) starts the error messages."""
-    typed = _typed(cls, _route(cls, values, where), where)
+    ``where`` (e.g. ``"config FILE"``) starts the error messages, ``lines`` (key -> line; the values
+    of :func:`yaml_values` carry theirs) puts the line in them."""
+    lines = lines if lines is not None else getattr(values, "lines", None)
+    typed = _typed(cls, _route(cls, values, where), where, lines)
     return _construct(cls, base, typed, where)
+
+
+class _Located(dict):
+    """YAML values that know the line of each key (``.lines``, dotted key -> line)."""
+
+    lines: dict
 
 
 def _construct(cls: type[T], base: Any, typed: dict, where: str) -> T:
@@ -206,7 +214,9 @@ def yaml_values(cls: type, path: str | Path, section: str | None = None) -> tupl
         values = {**values, "field": merge(shared, values.get("field") or {})}
     lines = {k[len(prefix):]: v for k, v in lines.items() if k.startswith(prefix)} | (
         {k: v for k, v in lines.items() if k.startswith("field.")} if shared is not None else {})
-    return values, lines
+    located = _Located(values)
+    located.lines = lines
+    return located, lines
 
 
 # -- the one entry point -----------------------------------------------------------------------

@@ -173,3 +173,12 @@ def test_flag_parse_errors_name_the_flag_and_argparse_says_one_line(capsys):
 def test_first_line():
     assert first_line(ValueError("a\nb")) == "a" and first_line(KeyError()) == "KeyError"
     assert first_line(RuntimeError("  \n  x")) == "x"
+
+
+def test_apply_of_yaml_values_names_the_line(tmp_path):
+    from probe.config import yaml_values
+
+    values, lines = yaml_values(Outer, yaml(tmp_path, "toy:\n  atoms: 2\n  field:\n    tol: x\n"))
+    assert lines["field.tol"] == 4 and values["atoms"] == 2
+    with pytest.raises(ConfigError, match=r"config c\.yaml line 4: field\.tol must be a number"):
+        apply(Outer, None, values, "config c.yaml")
