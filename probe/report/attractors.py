@@ -69,7 +69,7 @@ def cards(aset, images, m, sid: str) -> str:
                 "The film strips below show where seeds went instead.")
         if images is None and m is not None:
             pick = torch.linspace(0, len(aset.status) - 1, min(16, len(aset.status))).round().long().unique()
-            tiles = [(image_uri(x), f"seed {int(i)} end") for i, x in zip(pick, decode(m, aset.end_points[pick]))]
+            tiles = [(image_uri(x), f"seed {int(i)} end") for i, x in zip(pick, decode(m, aset.end_points[pick]), strict=True)]
             return H.warn(text) + "<p>End points after the last step (not attractors):</p>" + H.gallery(tiles)
         return H.warn(text)
     n = len(aset.status)
@@ -104,7 +104,7 @@ def basin_panel(aset, i: int, m, seeds, seeds_why: str) -> str:
         return f"<p>{head}</p>" + H.note(f"Seeds not drawn: {seeds_why}.")
     pick = members[:PER_BASIN]
     z0 = seeds(pick)
-    tiles = [(image_uri(x), f"seed {int(j)}: {int(aset.steps[j])} steps") for j, x in zip(pick, decode(m, z0))]
+    tiles = [(image_uri(x), f"seed {int(j)}: {int(aset.steps[j])} steps") for j, x in zip(pick, decode(m, z0), strict=True)]
     return (f"<p>{head}</p><p>Decoded seeds D(z<sub>0</sub>) of the first {len(pick)} seeds that end here "
             f"(the attractor is what they become):</p>" + H.gallery(tiles, size=80))
 
@@ -149,7 +149,7 @@ def decay_figure(aset, name: str):
     from ..field.iterate import STATUS
 
     top = max(1, int(aset.steps.max())) if len(aset.steps) else 1
-    bins = torch.linspace(0, top, 41).numpy()
+    bins = torch.linspace(0, top, 41).tolist()
     for code, label in enumerate(STATUS):
         s = aset.steps[aset.status == code]
         if len(s):
@@ -171,7 +171,7 @@ def radius_figure(aset, name: str):
     vals = vals[torch.isfinite(vals)]
     if len(vals):
         lo, hi = min(float(vals.min()), 0.9), max(float(vals.max()), 1.1)
-        bins = torch.linspace(lo, hi, 41).numpy()
+        bins = torch.linspace(lo, hi, 41).tolist()
         for label, g in groups:
             g = g.float()[torch.isfinite(g.float())]
             if len(g):
@@ -194,7 +194,7 @@ def evidence(aset) -> str:
            H.table(["how seeds ended", "seeds", "share (%)"], rows, caption="Outcome of every seed")]
     rs, re_ = d.rho_start.tolist(), d.rho_end.tolist()
     if rs or re_:
-        rows = [[j, a, b] for j, (a, b) in enumerate(zip(rs, re_))]
+        rows = [[j, a, b] for j, (a, b) in enumerate(zip(rs, re_, strict=False))]
         out.append(H.table(["probe point", "ρ at seed z0", "ρ at its end point"], rows,
                            caption="Spectral radius of J_f sampled along trajectories"))
     curve = d.median_rel_step[torch.isfinite(d.median_rel_step)]

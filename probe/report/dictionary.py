@@ -13,7 +13,7 @@ METRIC_LABELS = {"mse": "pixel MSE (images in [0, 1])", "psnr": "PSNR (dB)",
 
 def _md(report, name: str, *args, **kw) -> str:
     fn = getattr(report, name, None)
-    return H.markdown(fn(*args, **kw)) if callable(fn) else ""
+    return H.markdown(str(fn(*args, **kw))) if callable(fn) else ""
 
 
 def section(found, ctx) -> str:
@@ -40,7 +40,7 @@ def section(found, ctx) -> str:
 
 def _label(r, basis: str) -> str:
     fn = getattr(r, "label", None)
-    return fn(basis) if callable(fn) else basis
+    return str(fn(basis)) if callable(fn) else basis
 
 
 def sparsity_figure(r, name: str, metric: str = "mse"):
@@ -53,7 +53,7 @@ def sparsity_figure(r, name: str, metric: str = "mse"):
     width = 5.2 if sweep else max(5.2, 0.62 * n_bars + 1.8)
     fig = new_figure(width * max(1, len(names)), 4.8)
     axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
-    for ax, d in zip(axes, names):
+    for ax, d in zip(axes, names, strict=False):
         floor = r.stat(d, AE, metric=metric).mean
         if sweep:
             xs = [100 * s for s in r.sparsities]

@@ -12,6 +12,8 @@ import io
 import torch
 from torch import Tensor
 
+from ..maps.base import LatentMap
+
 __all__ = ["new_figure", "figure_uri", "image_uri", "decode", "png_uri"]
 
 
@@ -50,16 +52,8 @@ def image_uri(x: Tensor) -> str:
 
 
 @torch.no_grad()
-def decode(map, z: Tensor, batch_size: int = 32) -> Tensor:
+def decode(map: LatentMap, z: Tensor, batch_size: int = 32) -> Tensor:
     """Decoded images [N, C, H, W] in [0, 1] on the CPU, a few at a time."""
     if len(z) == 0:
         return torch.zeros(0)
-    batched = getattr(map, "decode_batched", None)
-    if callable(batched):
-        try:
-            return batched(z, batch_size=batch_size).float().clamp(0, 1).cpu()
-        except TypeError:  # another signature: fall back to our own batches
-            pass
-    dev, dt = map.device, map.dtype
-    parts = [map.decode(z[i:i + batch_size].to(dev, dt)).float().clamp(0, 1).cpu() for i in range(0, len(z), batch_size)]
-    return torch.cat(parts)
+    return map.decode_batched(z, batch_size=batch_size).float().clamp(0, 1).cpu()

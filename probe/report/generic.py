@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from pathlib import Path
 
 from . import html as H
@@ -18,7 +19,7 @@ def rows_table(result) -> str:
     if not callable(to_rows):
         return ""
     try:
-        rows = to_rows()
+        rows = list(to_rows())  # type: ignore[call-overload]
     except Exception as e:  # a result without a table still has its settings and files
         return H.warn(f"its table could not be built ({first_line(e)})")
     if not rows:
@@ -29,7 +30,7 @@ def rows_table(result) -> str:
     return H.table(head, body, filter=len(rows) > 8, caption=f"Table ({len(rows)} rows)")
 
 
-def files_html(files: list[Path], skip: set[str] = frozenset(), title: str = "Files in this folder") -> str:
+def files_html(files: list[Path], skip: Collection[str] = (), title: str = "Files in this folder") -> str:
     """PNGs embedded, markdown rendered, CSVs as tables; ``skip`` names files the page redraws."""
     parts = []
     for p in files:

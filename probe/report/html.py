@@ -10,7 +10,8 @@ import html
 import json
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["esc", "table", "settings", "img", "gallery", "details", "note", "warn", "markdown", "page", "guarded"]
 

@@ -96,7 +96,7 @@ def study_figure(rows: list[dict], config: dict):
     counted = any(r.get("counts") for r in rows)
     fig = new_figure(18 if counted else 12, 4.4)
     ax, bx, *cx = fig.subplots(1, 3 if counted else 2)
-    for source, style in zip(SOURCES, ("o-", "s--", "^:")):
+    for source, style in zip(SOURCES, ("o-", "s--", "^:"), strict=True):
         c = [r["measure"][source]["coefficient"] for r in rows]
         ax.errorbar(ks, [x["mean"] for x in c], yerr=[x["std"] for x in c], fmt=style, capsize=3,
                     label=f"attractors from {source}")

@@ -52,7 +52,7 @@ def roc_figure(r, name: str):
     nrows = math.ceil(len(sets) / cols) if sets else 1
     fig = new_figure(4.8 * cols, 4.4 * nrows)
     axes = fig.subplots(nrows, cols, squeeze=False).flatten()
-    for ax, ood in zip(axes, sets):
+    for ax, ood in zip(axes, sets, strict=False):
         for method, per in r.scores.items():
             fpr, tpr = roc(per[r.in_name].double().numpy(), per[ood].double().numpy())
             c = m[method][ood]
@@ -75,7 +75,7 @@ def histogram_figure(r, name: str):
     nrows = math.ceil(len(methods) / cols)
     fig = new_figure(4.8 * cols, 3.8 * nrows)
     axes = fig.subplots(nrows, cols, squeeze=False).flatten()
-    for ax, method in zip(axes, methods):
+    for ax, method in zip(axes, methods, strict=False):
         per = r.scores[method]
         names = [r.in_name, *r.out_names]
         allv = np.concatenate([per[n].double().numpy() for n in names])

@@ -77,10 +77,10 @@ def film_strips(aset, m, n: int) -> str:
     out = [H.note(f"Seeds rebuilt from (seed {c.get('seed')}, index) and iterated again with tol {c.get('tol')} "
                   f"and max_steps {c.get('max_steps')}; the state every {every} steps (and the last) is decoded.")]
     for row, (i, label) in enumerate(picks):
-        states = traj.path[row, : int(traj.path_len[row])]
+        states = traj.trajectory(row)
         steps = [min(j * every, int(traj.steps[row])) for j in range(len(states))]
         images = decode(m, states)
-        tiles = [(image_uri(x), f"t={t}") for x, t in zip(images, steps)]
+        tiles = [(image_uri(x), f"t={t}") for x, t in zip(images, steps, strict=True)]
         end = aset.end_points[i].flatten().float()
         again = traj.z[row].flatten().float()
         cos = float(torch.nn.functional.cosine_similarity(end, again, dim=0))

@@ -49,8 +49,8 @@ def built(tmp_path_factory, toy):
     from probe.field import find_attractors
 
     root = tmp_path_factory.mktemp("results")
-    fast = dict(power_iters=4, probe_points=2, max_steps=200)
-    aset = find_attractors(toy, n_seeds=48, seed=0, out=root / "attractors", **fast)
+    aset = find_attractors(toy, n_seeds=48, seed=0, out=root / "attractors", power_iters=4, probe_points=2,
+                           max_steps=200)
     npz = root / "blobs.npz"
     np.savez(npz, images=(images(toy, 40, 1)[:, 0] * 255).round().to(torch.uint8).numpy())
     return {"root": root, "aset": aset, "npz": str(npz)}

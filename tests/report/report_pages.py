@@ -20,11 +20,11 @@ class Page(HTMLParser):
         a = dict(attrs)
         self.tags[tag] = self.tags.get(tag, 0) + 1
         if tag == "img":
-            self.srcs.append(a.get("src", ""))
+            self.srcs.append(a.get("src") or "")
         if "href" in a:
-            self.hrefs.append(a["href"])
+            self.hrefs.append(a["href"] or "")
         if tag == "section":
-            self.sections.append(a.get("id", ""))
+            self.sections.append(a.get("id") or "")
 
     def handle_data(self, data):
         self.text.append(data)

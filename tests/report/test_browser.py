@@ -87,8 +87,10 @@ def test_clicks_open_a_basin_and_sort_a_table(built, toy, tmp_path):
     clicked.write_text(path.read_text().replace("</body>", probe_js))
     html, log = dom(tmp_path, clicked)
     assert errors_in(html, log) == []
-    n, opened, target = re.search(r'data-opened="([^"]*)"', html).group(1).split(":")
+    opened_attr, sorted_attr = re.search(r'data-opened="([^"]*)"', html), re.search(r'data-sorted="([^"]*)"', html)
+    assert opened_attr and sorted_attr, "the probe script did not run"
+    n, opened, target = opened_attr.group(1).split(":")
     assert n == "1" and opened == target  # exactly the clicked attractor's basin is open
-    small, large = re.search(r'data-sorted="([^"]*)"', html).group(1).replace("&lt;", "<").split("<")
+    small, large = sorted_attr.group(1).replace("&lt;", "<").split("<")
     counts = sorted(int(c) for c in built["aset"].counts)
     assert (int(small), int(large)) == (counts[0], counts[-1])  # basin sizes sort as numbers, both ways

@@ -34,7 +34,7 @@ def test_damaged_tensors_still_show_the_saved_settings(built, tmp_path):
     shutil.copytree(built["root"] / "attractors", broken)
     (broken / "tensors.safetensors").write_bytes(b"garbage")
     found = read(broken)
-    assert found.result is None and "could not be read back" in found.error
+    assert found.result is None and found.error is not None and "could not be read back" in found.error
     text = write_report(broken, tmp_path / "b.html").read_text()
     assert "could not be read back" in text and "Settings that made this result" in text
 
