@@ -76,7 +76,7 @@ def _one(args, cfg) -> int:
             for source, aset in keep.items():
                 aset.plot(model, folder.path / f"attractors_{source}.png", max_points=32)
             result.save(folder.path)
-            flags.record_command(args, folder.path, result.config_, spec=args.model, dataset=cfg.dataset)
+            flags.record_command(args, folder.path, result.config, spec=args.model, dataset=cfg.dataset)
     lines = [f"null level (test images): {result['null']['mean']:.3f} ± {result['null']['std']:.3f}"]
     for source in ("noise", "train", "test"):
         r = result[source]

@@ -59,7 +59,7 @@ class Memorization(Result):
     """The memorization facts of one model: per seed source (noise, train, test) the attractor count,
     convergence, memorization coefficient and generalization rank; the null level; Chamfer similarities."""
 
-    config_: dict
+    config: dict
     model_: dict
     facts: dict  #: {"noise" | "train" | "test": {...}, "null": {...}, "chamfer": {...}, "n_train", "n_test"}
 
@@ -67,7 +67,7 @@ class Memorization(Result):
         return self.facts[key]
 
     def _meta(self) -> dict:
-        return {"config": self.config_, "model": self.model_, "facts": self.facts}
+        return {"config": self.config, "model": self.model_, "facts": self.facts}
 
     @classmethod
     def _from_saved(cls, tensors: dict, meta: dict) -> Memorization:

@@ -79,11 +79,11 @@ class MemorizationConfig:
 class MemorizationStudy(Result):
     """One row per bottleneck: MSEs, attractor counts, memorization coefficients, null level."""
 
-    config_: dict
+    config: dict
     rows: list[dict]
 
     def _meta(self) -> dict:
-        return {"config": self.config_, "model": None, "rows": self.rows}
+        return {"config": self.config, "model": None, "rows": self.rows}
 
     @classmethod
     def _from_saved(cls, tensors: dict, meta: dict) -> MemorizationStudy:
@@ -152,7 +152,7 @@ def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], Non
         mpath = folder / "memorization"
         saved = Memorization.load(mpath) if (mpath / "meta.json").is_file() else None
         want = {**asdict(mcfg), "field": asdict(mcfg.field.resolve(model))}
-        if saved is None or _results_part(saved.config_) != _results_part(want) \
+        if saved is None or _results_part(saved.config) != _results_part(want) \
                 or saved.facts.get("epochs") != run.epochs_done:
             saved = measure(model, train_set, test_set, mcfg, out=folder / f"search_e{run.epochs_done:04d}",
                             progress=progress)
@@ -219,7 +219,7 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     ax.plot(ks, null, "k-", alpha=0.5, label="null: test images")
     ax.axhline(0.8, color="r", lw=0.8, ls="--", label="paper: memorizes above 0.8")
     ax.set(xscale="log", xlabel="bottleneck k", ylabel="max cosine to training set",
-           title=f"memorization coefficient ({study.config_.get('dataset')})")
+           title=f"memorization coefficient ({study.config.get('dataset')})")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend(fontsize=7)
     save(fig, "coefficient_vs_k.png")
@@ -231,7 +231,7 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
             ax.plot([c["epoch"] for c in r["counts"]], [c["attractors"] for c in r["counts"]], "o-", label=f"k={r['k']}")
     merge = rows[0]["measure"]["noise"]["merge"] if rows else {}
     ax.set(xlabel="epoch", ylabel="distinct attractors", yscale="symlog",
-           title=f"attractors from {study.config_.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
+           title=f"attractors from {study.config.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
                  f"{merge.get('threshold')})")
     ax.legend(fontsize=7, ncol=2)
     save(fig, "attractors_vs_epoch.png")

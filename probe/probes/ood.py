@@ -18,7 +18,6 @@ without its trajectory, to show what iterating adds).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,23 +25,23 @@ import torch
 from torch import Tensor
 
 from ..config import asdict, field
-from ..errors import ConfigError, ProbeError, check
+from ..errors import ConfigError, check
 from ..field.config import FieldConfig
 from ..maps.base import LatentMap
-from .common import check_same_model, nest_field, search_or_reuse
+from .common import check_same_model, model_of, nest_field, search_or_reuse
+from .ood_report import OODReport
+from .ood_scores import (
+    METHODS,
+    Mahalanobis,
+    encode_all,
+    knn_distance,
+    nearest_distance,
+    reconstruction_error,
+    trajectory_scores,
+)
 
-EXACT = "donot_use_mm_for_euclid_dist"
-
-#: Methods in table order; every score is "higher = more OOD".
-METHODS = {
-    "trajectory": "attractor trajectory score: mean over z_0..z_T of the L2 distance to the nearest training attractor",
-    "attractor_z0": "L2 distance of z_0 = E(x) to the nearest training attractor (no iteration)",
-    "knn": "distance to the K-th nearest training latent",
-    "mahalanobis": "Mahalanobis distance to the training latents (Ledoit-Wolf shrinkage covariance)",
-    "reconstruction": "reconstruction error: mean over pixels of (D(E(x)) - x)^2",
-    "first_residual": "first-step residual ||f(z_0) - z_0||_2",
-    "steps": "steps to converge (the step budget when not converged)",
-}
+__all__ = ["OODConfig", "OODDetector", "OODReport", "run_ood", "METHODS", "Mahalanobis", "encode_all",
+           "knn_distance", "nearest_distance", "reconstruction_error", "trajectory_scores"]
 
 
 @dataclass(frozen=True)
@@ -71,125 +70,6 @@ class OODConfig:
             raise ConfigError(f"score_steps must be an integer >= 1 or null, got {self.score_steps!r}")
         if self.knn_metric not in ("cosine", "l2"):
             raise ConfigError(f"knn_metric must be cosine or l2, got {self.knn_metric!r}")
-
-
-# -- batches ----------------------------------------------------------------------
-def _image_batches(images, batch_size: int, device) -> Iterator[Tensor]:
-    """ImageSet or float tensor [N, C, H, W] in [0, 1] -> float batches on ``device``."""
-    if hasattr(images, "batches"):
-        yield from images.batches(batch_size, device=device)
-        return
-    if not isinstance(images, Tensor):
-        raise ProbeError(f"images must be an ImageSet or a float tensor [N, C, H, W], got {type(images).__name__}")
-    if images.dtype == torch.uint8:
-        raise ProbeError("images must be float in [0, 1], got uint8 (divide by 255 or pass an ImageSet)")
-    for i in range(0, len(images), batch_size):
-        yield images[i:i + batch_size].to(device)
-
-
-@torch.no_grad()
-def encode_all(map: LatentMap, images, batch_size: int = 128) -> Tensor:
-    """Latents ``[N, *latent]`` of all images, on the map's device."""
-    check(len(images) > 0, "no images to encode")
-    return torch.cat([map.encode(x) for x in _image_batches(images, batch_size, map.device)])
-
-
-# -- scores -----------------------------------------------------------------------
-def nearest_distance(z: Tensor, points: Tensor, chunk: int = 4096) -> Tensor:
-    """min_k ||z_i - points_k||_2 for flattened latents, in chunks to bound memory.
-
-    The direct (non-matmul) distance is used: near convergence the distances are tiny and the
-    matmul expansion ||a||^2 - 2ab + ||b||^2 would bury them in rounding error.
-    """
-    p = points.reshape(len(points), -1).to(z.device, torch.float32)
-    z = z.reshape(len(z), -1).float()
-    return torch.cat([torch.cdist(z[i:i + chunk], p, compute_mode=EXACT).min(1).values
-                      for i in range(0, len(z), chunk)])
-
-
-def knn_distance(train: Tensor, z: Tensor, k: int = 50, metric: str = "cosine", chunk: int = 1024) -> Tensor:
-    """Distance of each z to its k-th nearest training latent.
-
-    ``cosine`` compares unit-normalised latents (L2 between them = sqrt(2 - 2 cos), the
-    deep-nearest-neighbour OOD score of Sun et al. 2022); ``l2`` uses raw latents.
-    """
-    train, z = train.reshape(len(train), -1).float(), z.reshape(len(z), -1).float().to(train.device)
-    if k > len(train):
-        raise ProbeError(f"knn_k = {k} exceeds the {len(train)} training latents; lower knn_k or raise n_train")
-    if metric == "cosine":
-        train, z = torch.nn.functional.normalize(train, dim=1), torch.nn.functional.normalize(z, dim=1)
-    elif metric != "l2":
-        raise ProbeError(f"knn metric must be cosine or l2, got {metric!r}")
-    return torch.cat([torch.cdist(z[i:i + chunk], train, compute_mode=EXACT).kthvalue(k, dim=1).values
-                      for i in range(0, len(z), chunk)])
-
-
-@dataclass
-class Mahalanobis:
-    """Mean and Ledoit-Wolf shrunk precision of training latents; ``score`` = sqrt((z-mu)^T P (z-mu)).
-
-    Shrinkage keeps the precision finite when latents outnumber training images (d > n).
-    """
-
-    mean: Tensor
-    precision: Tensor
-    shrinkage: float
-
-    @classmethod
-    def fit(cls, train: Tensor) -> Mahalanobis:
-        from sklearn.covariance import LedoitWolf
-
-        x = train.reshape(len(train), -1).double().cpu().numpy()
-        check(len(x) >= 2, f"Mahalanobis needs at least 2 training latents, got {len(x)}")
-        lw = LedoitWolf(assume_centered=False).fit(x)
-        return cls(torch.from_numpy(lw.location_), torch.from_numpy(lw.precision_), float(lw.shrinkage_))
-
-    def score(self, z: Tensor) -> Tensor:
-        d = z.reshape(len(z), -1).double().cpu() - self.mean
-        return ((d @ self.precision) * d).sum(1).clamp_min(0).sqrt().float()
-
-
-@torch.no_grad()
-def reconstruction_error(map: LatentMap, images, batch_size: int = 128) -> Tensor:
-    """Per image mean over pixels of (D(E(x)) - x)^2, x as the map sees it (e.g. RGB -> gray)."""
-    out = []
-    for x in _image_batches(images, batch_size, map.device):
-        x = map.check_images(x).to(map.device, map.dtype)
-        out.append((map.decode(map.encode(x)) - x).float().pow(2).flatten(1).mean(1).cpu())
-    return torch.cat(out)
-
-
-#: Floats of recorded trajectory held at once (256 MB): seeds are scored in chunks of this size.
-PATH_BUDGET = 2 ** 26
-
-
-@torch.no_grad()
-def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float,
-                      max_steps: int) -> dict[str, Tensor]:
-    """Trajectory score of each z_0 with its iteration facts (steps, status, first residual).
-
-    The mean runs over the recorded z_0 .. z_{steps_i} only: iterate pads a seed that stopped
-    early with copies of its end point, which would pull its score toward the end-point
-    distance. A seed that diverged (went NaN / inf) is scored on its finite states.
-    """
-    from ..field import iterate
-
-    d = int(z0[0].numel())
-    chunk = max(1, PATH_BUDGET // ((int(max_steps) + 1) * d))
-    scores, steps, status, first = [], [], [], []
-    for i in range(0, len(z0), chunk):
-        traj = iterate(map, z0[i:i + chunk], tol=tol, max_steps=max_steps, record=True)
-        path = traj.path.reshape(len(traj.path), traj.path.shape[1], -1)
-        n, n_pts = path.shape[:2]
-        dist = nearest_distance(path.reshape(n * n_pts, d), attractors).reshape(n, n_pts).cpu()
-        keep = (torch.arange(n_pts)[None, :] < traj.path_len.reshape(-1, 1)) & torch.isfinite(dist)
-        scores.append(torch.where(keep, dist, 0).sum(1) / keep.sum(1).clamp_min(1))
-        steps.append(traj.steps.float())
-        status.append(traj.status.long())
-        first.append(traj.first_residual.float())  # ||f(z_0) - z_0||, L2 (not squared)
-    status = torch.cat(status)
-    return {"trajectory": torch.cat(scores), "steps": torch.cat(steps), "status": status,
-            "converged": status == 0, "first_residual": torch.cat(first)}
 
 
 # -- the harness ---------------------------------------------------------------------
@@ -230,7 +110,7 @@ class OODDetector:
         points, kind = found.points, "attractors"
         info = {"n_seeds": int(len(found.status)), "merge": found.merge["rule"], "merge_threshold": found.merge["threshold"],
                 "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1],
-                "other_model": note}
+                "other_model": note, "field": asdict(fcfg)}
         if len(points) == 0:
             # an expansive map (TAEF2) has no converged seed and so no attractor: the training
             # trajectories' end points z_T, merged by the same rule, are the only reference there is
@@ -289,174 +169,6 @@ def run_ood(map: LatentMap, train, test_in, test_out: dict, config: OODConfig = 
     info = {"attractors": det.attractor_info, "tol": det.tol, "max_steps": det.max_steps,
             "score_steps": det.score_steps, "fraction_converged": converged, "status": status, "data": data,
             "methods": METHODS, "device": str(map.device)}
-    return OODReport(scores=scores, in_name=in_name, out_names=list(test_out), config=asdict(config),
+    return OODReport(scores=scores, in_name=in_name, out_names=list(test_out), model_=model_of(map),
+                     config={**asdict(config), "field": det.attractor_info["field"]},
                      map=map.describe(), info=info)
-
-
-# -- the result ----------------------------------------------------------------------
-@dataclass
-class OODReport:
-    """Scores of every method on the in-distribution set and each OOD set, and their metrics.
-
-    ``scores[method][set]`` is a CPU tensor [N]; ``config`` / ``map`` / ``info`` record what
-    made it (the OOD config, ``map.describe()``, attractor count and merge rule, iteration
-    settings, convergence fractions, the images used).
-    """
-
-    scores: dict[str, dict[str, Tensor]]
-    in_name: str
-    out_names: list[str]
-    config: dict
-    map: dict
-    info: dict
-
-    def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{method: {ood set: {"fpr95", "auroc", "auroc_lo", "auroc_hi"}}}`` (fractions, not %)."""
-        if getattr(self, "_metrics", None) is not None:  # the bootstrap is the slow part: once per report
-            return self._metrics
-        from .metrics import auroc, bootstrap_ci, fpr95
-
-        out = {}
-        for method, per_set in self.scores.items():
-            s_in = per_set[self.in_name]
-            out[method] = {}
-            for name in self.out_names:
-                lo, hi = bootstrap_ci(s_in, per_set[name], auroc)
-                out[method][name] = {"fpr95": fpr95(s_in, per_set[name]), "auroc": auroc(s_in, per_set[name]),
-                                     "auroc_lo": lo, "auroc_hi": hi}
-        self._metrics = out
-        return out
-
-    # -- reading ----------------------------------------------------------------------
-    def header(self) -> str:
-        a, i = self.info["attractors"], self.info
-        d = i["data"]
-        ref = "attractor(s)" if a.get("reference", "attractors") == "attractors" else "merged end points (no attractor)"
-        return (f"OOD detection with {self.map.get('name')}: train = {d['train'].get('name')} "
-                f"(n={d['train'].get('n')}, {a['n_attractors']} {ref}, merge {a['merge']} > "
-                f"{a['merge_threshold']}), in = {self.in_name} (n={d[self.in_name].get('n')}), "
-                f"tol {i['tol']:g}, attractor steps <= {i['max_steps']}, score steps T <= {i['score_steps']}, "
-                f"KNN K={self.config['knn_k']} ({self.config['knn_metric']})")
-
-    def notes(self) -> list[str]:
-        """Plain statements of where the trajectory score fails, inverts or could not converge."""
-        m, notes, a = self.metrics(), [], self.info["attractors"]
-        if a.get("diagnosis"):
-            notes.append(f"attractor search from {a.get('n_seeds')} training latents: {a['diagnosis']}")
-        if a.get("reference") == "end points":
-            notes.append(f"no training trajectory converged, so there are no attractors: the trajectory score "
-                         f"measures distances to the {a['n_attractors']} merged end points z_T of the training "
-                         f"trajectories after {self.info['max_steps']} steps instead.")
-        groups: dict[tuple, list[str]] = {}  # sets with the same convergence facts share one note
-        for name, frac in self.info["fraction_converged"].items():
-            if frac < 1:
-                counts = ", ".join(f"{k} {v}" for k, v in self.info.get("status", {}).get(name, {}).items()
-                                   if k != "converged" and v)
-                groups.setdefault((round(frac, 6), counts), []).append(name)
-        for (frac, counts), names in groups.items():
-            notes.append(f"{', '.join(names)}: {100 * (1 - frac):.1f}% of trajectories did not converge within "
-                         f"{self.info['score_steps']} steps" + (f" ({counts} per set)" if counts else "") +
-                         f"; their trajectory score is the mean over the states z_0..z_T they reached "
-                         f"(T = {self.info['score_steps']} unless stopped early in a cycle) and their "
-                         f"step count is where they stopped, not a convergence time.")
-        for name in self.out_names:
-            t = m["trajectory"][name]["auroc"]
-            if t < 0.5:
-                notes.append(f"{name}: the trajectory score is INVERTED (AUROC {100 * t:.2f} < 50): the trajectories "
-                             f"of these inputs stay closer to the training attractors than those of "
-                             f"in-distribution test images.")
-            best = max((k for k in m if k != "trajectory"), key=lambda k: m[k][name]["auroc"])
-            if m[best][name]["auroc"] > t:
-                notes.append(f"{name}: the trajectory score (AUROC {100 * t:.2f}) loses to {best} "
-                             f"(AUROC {100 * m[best][name]['auroc']:.2f}).")
-        return notes
-
-    def to_markdown(self) -> str:
-        """The paper's table: rows = methods, columns = OOD sets, cells = FPR95 / AUROC in %."""
-        m = self.metrics()
-        best = {n: max(m, key=lambda k: m[k][n]["auroc"]) for n in self.out_names}
-        lines = [self.header(), "", "| method | " + " | ".join(f"{n} FPR95 / AUROC" for n in self.out_names) + " |",
-                 "|---|" + "---|" * len(self.out_names)]
-        for method in m:
-            cells = []
-            for n in self.out_names:
-                c = m[method][n]
-                cell = (f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f} "
-                        f"[{100 * c['auroc_lo']:.1f}, {100 * c['auroc_hi']:.1f}]")
-                cell = f"**{cell}**" if best[n] == method else cell
-                cells.append(cell + (" (inverted)" if c["auroc"] < 0.5 else ""))
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", "FPR95: % of OOD images accepted at the threshold keeping 95% of in-distribution images "
-                  "(lower is better). AUROC in % with in-distribution as positive (higher is better; < 50 = "
-                  "inverted), then its 95% bootstrap interval. Bold: best AUROC per set. Every score is "
-                  "higher = more OOD."]
-        lines += [f"- {k}: {v}" for k, v in METHODS.items() if k in m]
-        notes = self.notes()
-        if notes:
-            lines += ["", "Notes:"] + [f"- {n}" for n in notes]
-        return "\n".join(lines) + "\n"
-
-    def to_csv(self, path: str | Path) -> Path:
-        """One row per (method, OOD set): fpr95, auroc and its bootstrap 95% interval, sizes."""
-        from ..io import save_text
-
-        m, n_in = self.metrics(), len(self.scores["trajectory"][self.in_name])
-        rows = ["method,in_set,ood_set,fpr95,auroc,auroc_lo,auroc_hi,n_in,n_out"]
-        for method, per_set in m.items():
-            for n, c in per_set.items():
-                rows.append(f"{method},{self.in_name},{n},{c['fpr95']:.6f},{c['auroc']:.6f},{c['auroc_lo']:.6f},"
-                            f"{c['auroc_hi']:.6f},{n_in},{len(self.scores[method][n])}")
-        return save_text(path, "\n".join(rows) + "\n")
-
-    def plot_histograms(self, path: str | Path) -> Path:
-        """One panel per method: the score histogram of the in-distribution set and each OOD set."""
-        from matplotlib.figure import Figure
-
-        methods = list(self.scores)
-        cols = 3
-        rows = (len(methods) + cols - 1) // cols
-        fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
-        axes = fig.subplots(rows, cols, squeeze=False)
-        for ax, method in zip(axes.flat, methods, strict=False):
-            per_set = self.scores[method]
-            allv = torch.cat([per_set[n] for n in [self.in_name, *self.out_names]]).double()
-            lo, hi = float(allv.min()), float(allv.max())
-            pad = 0.5 * max(hi - lo, 1e-3 * abs(hi), 1e-6) if hi - lo < 1e-9 * max(1.0, abs(hi)) else 0.0
-            bins = torch.linspace(lo - pad, hi + pad, 41, dtype=torch.float64).numpy()  # constant scores: one bar
-            for n in [self.in_name, *self.out_names]:
-                ax.hist(per_set[n].double().numpy(), bins=bins, histtype="step", density=True,
-                        linewidth=2 if n == self.in_name else 1.2, label=n + (" (in)" if n == self.in_name else ""))
-            ax.set_title(method)
-            ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-            ax.set_xlabel("score (higher = more OOD)")
-        for ax in list(axes.flat)[len(methods):]:
-            ax.axis("off")
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"OOD scores, {self.map.get('name')}", fontsize=10)
-        fig.tight_layout()
-        from ..io import save_figure
-
-        return save_figure(fig, path, dpi=90)
-
-    # -- saving -----------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        from ..io import save_result
-
-        tensors = {f"{method}/{n}": v.float() for method, per_set in self.scores.items() for n, v in per_set.items()}
-        meta = {"kind": "OODReport", "in_name": self.in_name, "out_names": self.out_names, "config": self.config,
-                "map": self.map, "info": self.info, "metrics": self.metrics(), "methods": list(self.scores)}
-        return save_result(folder, tensors, meta)
-
-    @classmethod
-    def load(cls, folder: str | Path) -> OODReport:
-        from ..io import load_result
-
-        tensors, meta = load_result(folder)
-        if meta.get("kind") != "OODReport":
-            raise ProbeError(f"{folder} holds a {meta.get('kind', 'unknown')} result, not an OODReport")
-        scores: dict[str, dict[str, Tensor]] = {m: {} for m in meta["methods"]}
-        for key, v in tensors.items():
-            method, n = key.split("/", 1)
-            scores[method][n] = v
-        return cls(scores=scores, in_name=meta["in_name"], out_names=meta["out_names"], config=meta["config"],
-                   map=meta["map"], info=meta["info"])

@@ -88,35 +88,35 @@ def test_to_convention_channels_and_size():
 def test_model_against_itself_is_identical(sets):
     r = pair(sets, "toy", "toy")
     assert r.shared["shared"]
-    assert r.stat("latent|A->B|max_cos").mean == pytest.approx(1, abs=1e-6)
-    assert r.stat("latent|B->A|max_cos").mean == pytest.approx(1, abs=1e-6)
-    assert r.stat("latent|agree").mean == 1 and r.scalars["ari"] == pytest.approx(1)
+    assert r.stat(("latent", "A->B", "max_cos")).mean == pytest.approx(1, abs=1e-6)
+    assert r.stat(("latent", "B->A", "max_cos")).mean == pytest.approx(1, abs=1e-6)
+    assert r.stat(("latent", "agree")).mean == 1 and r.scalars["ari"] == pytest.approx(1)
     assert r.scalars["basins"] == [8, 8]  # 2^3 orthants
     # the reference rows sit clearly below the identical pair
-    assert r.stat("latent|agree_ref").mean < 0.5 and r.stat("latent|A->B|ref_max_cos").mean < 0.95
+    assert r.stat(("latent", "agree_ref")).mean < 0.5 and r.stat(("latent", "A->B", "ref_max_cos")).mean < 0.95
     # fixed points decode and re-encode to themselves: one atom (itself) codes each exactly
     for d in ("A->B", "B->A"):
-        assert r.stat(f"pixel|{d}|attractors|mse").mean < 1e-8
-        assert r.stat(f"pixel|{d}|orthogonal|mse").mean > 1e-4
-    assert r.stat("set|A->B|max_cos").mean == pytest.approx(1, abs=1e-6)
-    assert r.stat("set|A->B|nn_mse").mean == pytest.approx(0, abs=1e-12)
+        assert r.stat(("pixel", d, "attractors", "mse")).mean < 1e-8
+        assert r.stat(("pixel", d, "orthogonal", "mse")).mean > 1e-4
+    assert r.stat(("set", "A->B", "max_cos")).mean == pytest.approx(1, abs=1e-6)
+    assert r.stat(("set", "A->B", "nn_mse")).mean == pytest.approx(0, abs=1e-12)
 
 
 def test_rotated_model_known_similarity_and_no_agreement(sets):
     r = pair(sets, "toy", "rotated")
     assert r.shared["shared"]
     for d in ("A->B", "B->A"):
-        assert torch.allclose(r.values[f"latent|{d}|max_cos"], torch.full((8,), ROTATED), atol=1e-4)  # all 8 corners
-    assert r.stat("latent|agree").mean == 0  # best cosine 0.80 < 0.99: no seed ends at matching points
+        assert torch.allclose(r.values[("latent", d, "max_cos")], torch.full((8,), ROTATED), atol=1e-4)  # all 8 corners
+    assert r.stat(("latent", "agree")).mean == 0  # best cosine 0.80 < 0.99: no seed ends at matching points
     assert 0 < r.scalars["ari"] < 1  # the orthants overlap with the rotated orthants, but differ
-    assert r.stat("pixel|A->B|attractors|mse").mean > 1e-5
+    assert r.stat(("pixel", "A->B", "attractors", "mse")).mean > 1e-5
 
 
 def test_rescaled_model_has_the_same_attractor_directions(sets):
     # tanh(3z) has its attractors at (+-0.995, ...): other points, the same directions and basins
     r = pair(sets, "toy", "rescaled")
-    assert r.stat("latent|A->B|max_cos").mean == pytest.approx(1, abs=1e-6)
-    assert r.stat("latent|agree").mean == 1 and r.scalars["ari"] == pytest.approx(1)
+    assert r.stat(("latent", "A->B", "max_cos")).mean == pytest.approx(1, abs=1e-6)
+    assert r.stat(("latent", "agree")).mean == 1 and r.scalars["ari"] == pytest.approx(1)
 
 
 def test_basin_agreement_function_and_shuffled_reference(sets):
@@ -135,8 +135,8 @@ def test_sets_from_different_seeds_skip_agreement(sets):
     toy, a = sets["toy"]
     b = cheap_set(toy, seed=1)
     r = compare(toy, toy, CFG, attractors_a=a, attractors_b=b)
-    assert "latent|agree" not in r.values and "seed" in r.scalars["agreement_skipped"]
-    assert r.stat("latent|A->B|max_cos").mean == pytest.approx(1, abs=1e-6)  # the same 8 corners
+    assert ("latent", "agree") not in r.values and "seed" in r.scalars["agreement_skipped"]
+    assert r.stat(("latent", "A->B", "max_cos")).mean == pytest.approx(1, abs=1e-6)  # the same 8 corners
     assert "No basin agreement: the sets were iterated from different seeds (seed: 0 vs 1)" in r.to_markdown()
 
 
@@ -144,15 +144,15 @@ def test_sets_from_different_seeds_skip_agreement(sets):
 def test_pixel_space_on_different_latent_shapes_is_symmetric_in_form(sets):
     ab, ba = pair(sets, "toy", "rgb2"), pair(sets, "rgb2", "toy")
     assert not ab.shared["shared"] and "latent shapes differ" in ab.shared["why"]
-    assert not any(k.startswith("latent|") for k in ab.values)
+    assert not any(k[0] == "latent" for k in ab.values)
     assert ab.scalars["common"] == {"channels": 1, "size": 4}
     for basis in ("attractors", "orthogonal", "autoencoder"):
-        assert torch.allclose(ab.values[f"pixel|A->B|{basis}|mse"], ba.values[f"pixel|B->A|{basis}|mse"])
-        assert torch.allclose(ab.values[f"pixel|B->A|{basis}|mse"], ba.values[f"pixel|A->B|{basis}|mse"])
+        assert torch.allclose(ab.values[("pixel", "A->B", basis, "mse")], ba.values[("pixel", "B->A", basis, "mse")])
+        assert torch.allclose(ab.values[("pixel", "B->A", basis, "mse")], ba.values[("pixel", "A->B", basis, "mse")])
     for m in ("max_cos", "nn_mse", "ref_max_cos", "ref_nn_mse"):
-        assert torch.allclose(ab.values[f"set|A->B|{m}"], ba.values[f"set|B->A|{m}"])
-    assert len(ab.values["pixel|A->B|attractors|mse"]) == 8  # A's dictionary: all 8 corners (issue 14: no cap)
-    assert len(ab.values["pixel|B->A|attractors|mse"]) == 4
+        assert torch.allclose(ab.values[("set", "A->B", m)], ba.values[("set", "B->A", m)])
+    assert len(ab.values[("pixel", "A->B", "attractors", "mse")]) == 8  # A's dictionary: all 8 corners (issue 14: no cap)
+    assert len(ab.values[("pixel", "B->A", "attractors", "mse")]) == 4
     assert ab.scalars["n_nonzero"] == {"A": 1, "B": 1}  # round(5% of 8), at least one
 
 
@@ -160,9 +160,9 @@ def test_same_space_declarations(sets):
     with pytest.raises(ProbeError, match="latent shapes differ"):
         pair(sets, "toy", "rgb2", CompareConfig(same_space=True))
     r = pair(sets, "toy", "toy", CompareConfig(same_space=False))
-    assert not r.shared["shared"] and "declared" in r.shared["why"] and "latent|agree" not in r.values
+    assert not r.shared["shared"] and "declared" in r.shared["why"] and ("latent", "agree") not in r.values
     r = pair(sets, "toy", "rgb3", CompareConfig(pixel=False))  # same class, same latent shape
-    assert r.shared["shared"] and "pixel|A->B|attractors|mse" not in r.values
+    assert r.shared["shared"] and ("pixel", "A->B", "attractors", "mse") not in r.values
     with pytest.raises(ProbeError, match="made by 'rgb2'.*--allow-other-model"):
         compare(sets["toy"][0], sets["toy"][0], CFG, attractors_a=sets["rgb2"][1])
     r = compare(sets["toy"][0], sets["rgb3"][0], CFG, attractors_a=sets["rgb3"][1], allow_other_model=True)
@@ -183,7 +183,7 @@ def test_computed_sets_report_roundtrip_markdown_and_grid(toy, tmp_path):
 
     assert Image.open(png).size[0] > 2 * 4 * 64  # two panels of max_grid = 4 atoms, tiles >= 64 px
     again = compare(toy, orthant_map(rotation=R45, name="rotated"), CFG, out=tmp_path)  # reuses the sets
-    assert torch.equal(again.values["latent|agree"], r.values["latent|agree"])
+    assert torch.equal(again.values[("latent", "agree")], r.values[("latent", "agree")])
     with pytest.raises(ProbeError, match="other settings"):
         compare(toy, toy, CompareConfig(field=FieldConfig(n_seeds=8)), out=tmp_path)  # fails before iterating
     with pytest.raises(ProbeError, match="not a ComparisonReport|does not hold"):
@@ -209,10 +209,10 @@ def test_conv_autoencoders_two_inits_differ(device):
     same = compare(a, a, CFG, attractors_a=sa, attractors_b=sa)
     diff = compare(a, b, CFG, attractors_a=sa, attractors_b=sb)
     assert same.shared["shared"] and diff.shared["shared"]
-    assert same.stat("latent|agree").mean == 1
-    sim = lambda r: (r.stat("latent|A->B|max_cos").mean + r.stat("latent|B->A|max_cos").mean) / 2  # noqa: E731
+    assert same.stat(("latent", "agree")).mean == 1
+    sim = lambda r: (r.stat(("latent", "A->B", "max_cos")).mean + r.stat(("latent", "B->A", "max_cos")).mean) / 2  # noqa: E731
     assert sim(same) == pytest.approx(1, abs=1e-6) and sim(diff) < 0.99
-    assert diff.stat("latent|agree").mean < 1
+    assert diff.stat(("latent", "agree")).mean < 1
     wide = ConvAE(image_size=8, width=8, bottleneck=4, name="conv-seed0").to(device)  # same name, other model
     with pytest.raises(ProbeError, match="made by 'conv-seed0'"):
         compare(wide, b, CFG, attractors_a=sa, attractors_b=sb)
@@ -231,7 +231,7 @@ def test_taef2_against_a_conv_autoencoder(taef2_dir):
     assert r.models["A"]["atoms"]["atoms_are"] == "end points"  # no attractors after 3 steps
     assert "NOT attractors" in r.to_markdown()
     assert r.scalars["common"] == {"channels": 1, "size": 8}  # TAEF2's 3 x 16 px images met 1 x 8 px ones
-    assert torch.isfinite(r.values["pixel|A->B|attractors|mse"]).all()
+    assert torch.isfinite(r.values[("pixel", "A->B", "attractors", "mse")]).all()
 
 
 # -- CLI ------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_measure_on_a_map_with_one_known_attractor():
     assert out["null"]["mean"] == pytest.approx(float(null.mean()), abs=1e-6)
     assert 0.5 < out["null"]["mean"] < 1.0  # real digits resemble each other, but no test image is a copy
     assert out["chamfer"]["train_noise"] == pytest.approx(1.0, abs=1e-6)
-    assert out["noise"]["merge"]["rule"] == "cosine" and out.config_["field"]["merge_threshold"] == 0.99
+    assert out["noise"]["merge"]["rule"] == "cosine" and out.config["field"]["merge_threshold"] == 0.99
     json.dumps(out.meta)  # a saved result must be plain JSON
     assert out.to_rows()[0]["source"] == "noise" and len(out.to_rows()) == 3
 
