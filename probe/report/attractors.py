@@ -9,11 +9,12 @@ from matplotlib.ticker import MaxNLocator
 
 from . import html as H
 from .context import model_facts
-from .figures import decode, figure_uri, image_uri, new_figure
+from .figures import decode, figure_uri, new_figure, thumb
 from .trajectories import film_strips, seeds_of
 
 MAX_CARDS = 64      # decoded attractors shown as cards (the table lists all)
 PER_BASIN = 16      # decoded seeds shown when a basin is opened
+SEED_BUDGET = 512   # decoded seeds in all the basin panels together
 
 
 def _rule(merge: dict) -> str:
@@ -69,21 +70,23 @@ def cards(aset, images, m, sid: str) -> str:
                 "The film strips below show where seeds went instead.")
         if images is None and m is not None:
             pick = torch.linspace(0, len(aset.status) - 1, min(16, len(aset.status))).round().long().unique()
-            tiles = [(image_uri(x), f"seed {int(i)} end") for i, x in zip(pick, decode(m, aset.end_points[pick]), strict=True)]
+            ends = decode(m, aset.end_points[pick])
+            tiles = [(thumb(x, 96, f"seed {int(i)} end"), f"seed {int(i)} end") for i, x in zip(pick, ends, strict=True)]
             return H.warn(text) + "<p>End points after the last step (not attractors):</p>" + H.gallery(tiles)
         return H.warn(text)
     n = len(aset.status)
     items, panels = [], []
     seeds, seeds_why = seeds_of(aset, m)
+    per = max(4, min(PER_BASIN, SEED_BUDGET // min(k, MAX_CARDS)))  # decoding is the slow part on big models
     for i in range(min(k, MAX_CARDS)):
         rho, stable, count = float(aset.spectral_radius[i]), bool(aset.stable[i]), int(aset.counts[i])
         cap = f"#{i} n={count} ({100 * count / n:.3g}%) ρ={rho:.3g} {'stable' if stable else 'UNSTABLE'}"
         pid = f"basin-{_slug(sid)}-{i}"
-        pic = (f'<img class="px" src="{image_uri(images[i])}" alt="attractor {i}" style="width:112px">'
+        pic = (thumb(images[i], 128, f"attractor {i}")
                if images is not None else f'<div style="width:112px;height:40px">#{i}</div>')
         items.append(f'<figure class="tile card{"" if stable else " unstable"}" data-basin="{pid}" '
                      f'title="click: open basin #{i}">{pic}<figcaption>{H.esc(cap)}</figcaption></figure>')
-        panels.append(f'<div class="basin" id="{pid}">{basin_panel(aset, i, m, seeds, seeds_why)}</div>')
+        panels.append(f'<div class="basin" id="{pid}">{basin_panel(aset, i, m, seeds, seeds_why, per)}</div>')
     more = H.note(f"{k - MAX_CARDS} smaller basins are listed in the table only.") if k > MAX_CARDS else ""
     return (H.note("Click an attractor to open its basin: the seeds that flow into it.")
             + '<div class="gallery">' + "".join(items) + "</div>" + "".join(panels) + more)
@@ -93,7 +96,7 @@ def _slug(s: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in s) or "set"
 
 
-def basin_panel(aset, i: int, m, seeds, seeds_why: str) -> str:
+def basin_panel(aset, i: int, m, seeds, seeds_why: str, per: int = PER_BASIN) -> str:
     members = (aset.assignment == i).nonzero().flatten()
     steps = aset.steps[members].float()
     head = (f"<b>Basin #{i}</b>: {len(members)} seeds; steps median {float(steps.median()):.0f}, "
@@ -102,11 +105,12 @@ def basin_panel(aset, i: int, m, seeds, seeds_why: str) -> str:
             f"seed indices: {H.esc(_indices(members))}")
     if seeds is None or m is None:
         return f"<p>{head}</p>" + H.note(f"Seeds not drawn: {seeds_why}.")
-    pick = members[:PER_BASIN]
+    pick = members[:per]
     z0 = seeds(pick)
-    tiles = [(image_uri(x), f"seed {int(j)}: {int(aset.steps[j])} steps") for j, x in zip(pick, decode(m, z0), strict=True)]
+    tiles = [(thumb(x, 80, f"seed {int(j)}"), f"seed {int(j)}: {int(aset.steps[j])} steps")
+             for j, x in zip(pick, decode(m, z0), strict=True)]
     return (f"<p>{head}</p><p>Decoded seeds D(z<sub>0</sub>) of the first {len(pick)} seeds that end here "
-            f"(the attractor is what they become):</p>" + H.gallery(tiles, size=80))
+            f"(the attractor is what they become):</p>" + H.gallery(tiles))
 
 
 def _indices(members: torch.Tensor, limit: int = 40) -> str:

@@ -5,7 +5,7 @@ import math
 import zlib
 
 from . import html as H
-from .figures import decode, figure_uri, image_uri, new_figure, png_uri
+from .figures import decode, figure_uri, new_figure, png_uri, thumb
 
 MAX_CARDS = 64
 
@@ -33,7 +33,7 @@ def section(found, ctx) -> str:
         mix = b.class_mix(k) if callable(getattr(b, "class_mix", None)) else {}
         top = _mix(dict(list(mix.items())[:3]))
         cap = f"A{k}: {int(b.counts[k])} images ({100 * int(b.counts[k]) / n:.3g}%)" + ("" if bool(b.stable[k]) else ", unstable")
-        pic = (f'<img class="px" src="{image_uri(images[k])}" alt="attractor {k}" style="width:112px">'
+        pic = (thumb(images[k], 128, f"attractor {k}")
                if images is not None else f'<div style="width:112px">A{k}</div>')
         cards.append(f'<figure class="tile card" data-basin="{pid}">{pic}<figcaption>{H.esc(cap)}'
                      f"<br>{H.esc(top)}</figcaption></figure>")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import html as H
-from .figures import image_uri
+from .figures import thumb
 
 SIDES = (("A", "B"), ("B", "A"))
 
@@ -39,7 +39,7 @@ def grids(r) -> str:
         for label, x in rows:
             if x is None:
                 continue
-            cells = "".join(f'<td><img class="px" src="{image_uri(im)}" alt="{H.esc(label)} {j}" style="width:96px">'
+            cells = "".join(f'<td>{thumb(im, 96, f"{label} {j}")}'
                             f"<br><small>#{j}</small></td>" for j, im in enumerate(x))
             body.append(f"<tr><th>{H.esc(label)}</th>{cells}</tr>")
         out.append(f"<table><caption>{H.esc(s)} = {H.esc(name)}</caption>{''.join(body)}</table>")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import html as H
 from .context import model_facts
-from .figures import figure_uri, image_uri, new_figure
+from .figures import figure_uri, new_figure, thumb
 from .generic import rows_table
 
 AE = "autoencoder"
@@ -106,7 +106,7 @@ def reconstructions(r) -> str:
         body = []
         for name, x in rows:
             label = name if name in ("original", AE) else f"{_label(r, name)} ({coder}, {100 * float(s):.3g}%)"
-            cells = "".join(f'<td><img class="px" src="{image_uri(im)}" alt="{H.esc(name)}" style="width:72px"></td>'
+            cells = "".join(f'<td>{thumb(im, 80, name)}</td>'
                             for im in x)
             body.append(f"<tr><th>{H.esc(label)}</th>{cells}</tr>")
         out.append(f"<table><caption>{H.esc(d)}: originals and their reconstructions</caption>{''.join(body)}</table>")

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..maps.base import LatentMap
 
-__all__ = ["new_figure", "figure_uri", "image_uri", "decode", "png_uri"]
+__all__ = ["new_figure", "figure_uri", "image_uri", "thumb", "decode", "png_uri"]
 
 
 def new_figure(width: float, height: float):
@@ -49,6 +49,23 @@ def image_uri(x: Tensor) -> str:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return png_uri(buf.getvalue())
+
+
+def thumb(x: Tensor, width: int, alt: str) -> str:
+    """An <img> shown ``width`` px wide: small images enlarged without smoothing, large ones stored at
+    most twice that size (so a page of 256 px images stays a few MB)."""
+    import html
+
+    import torch.nn.functional as F
+
+    side = max(int(x.shape[-1]), int(x.shape[-2]))
+    if side > 2 * width:
+        scale = 2 * width / side
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        xf = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = F.interpolate(xf[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    cls = ' class="px"' if side < width else ""
+    return f'<img{cls} src="{image_uri(x)}" alt="{html.escape(alt, quote=True)}" style="width:{width}px">'
 
 
 @torch.no_grad()

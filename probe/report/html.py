@@ -80,10 +80,9 @@ def img(uri: str, alt: str, *, caption: str = "", width: int | None = None, pixe
     return f"<figure>{tag}<figcaption>{esc(caption)}</figcaption></figure>" if caption else f"<figure>{tag}</figure>"
 
 
-def gallery(items: list[tuple[str, str]], *, size: int = 96, cls: str = "") -> str:
-    """Tiles of (data URI, caption); small images are upscaled without smoothing."""
-    tiles = [f'<figure class="tile"><img class="px" src="{u}" alt="{esc(c)}" style="width:{size}px">'
-             f"<figcaption>{esc(c)}</figcaption></figure>" for u, c in items]
+def gallery(items: list[tuple[str, str]], *, cls: str = "") -> str:
+    """Tiles of (an <img> tag, e.g. from ``figures.thumb``, caption)."""
+    tiles = [f'<figure class="tile">{tag}<figcaption>{esc(c)}</figcaption></figure>' for tag, c in items]
     return f'<div class="gallery {cls}">' + "".join(tiles) + "</div>"
 
 

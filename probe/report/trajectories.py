@@ -12,7 +12,7 @@ import math
 import torch
 
 from . import html as H
-from .figures import decode, image_uri
+from .figures import decode, thumb
 from .read import first_line
 
 FRAMES = 10  # states per strip, besides the first and the last
@@ -80,11 +80,11 @@ def film_strips(aset, m, n: int) -> str:
         states = traj.trajectory(row)
         steps = [min(j * every, int(traj.steps[row])) for j in range(len(states))]
         images = decode(m, states)
-        tiles = [(image_uri(x), f"t={t}") for x, t in zip(images, steps, strict=True)]
+        tiles = [(thumb(x, 84, f"seed {i} t={t}"), f"t={t}") for x, t in zip(images, steps, strict=True)]
         end = aset.end_points[i].flatten().float()
         again = traj.z[row].flatten().float()
         cos = float(torch.nn.functional.cosine_similarity(end, again, dim=0))
         check = (f"re-run: {int(traj.steps[row])} steps (saved run: {int(aset.steps[i])}), end point cosine "
                  f"{cos:.6f} to the saved one")
-        out.append(f"<p><b>seed {i}</b> ({H.esc(label)}); {H.esc(check)}</p>" + H.gallery(tiles, size=84, cls="strip"))
+        out.append(f"<p><b>seed {i}</b> ({H.esc(label)}); {H.esc(check)}</p>" + H.gallery(tiles, cls="strip"))
     return "\n".join(out)
