@@ -131,12 +131,19 @@ class LatentMap(nn.Module):
         return torch.cat([self.decode(z[i:i + batch_size]).cpu() for i in range(0, len(z), batch_size)])
 
     def weights_sha256(self) -> str:
-        """sha256 over the state dict (names, dtypes, shapes and bytes, in name order)."""
+        """sha256 over the state dict (names, dtypes, shapes and bytes, in name order); cached until a
+        tensor is replaced or changed in place (a training step), so results of a big model stay cheap."""
+        state = sorted(self.state_dict().items())
+        key = tuple((name, t.data_ptr(), t._version, str(t.dtype), str(t.device)) for name, t in state)
+        cached = self.__dict__.get("_sha256")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         h = hashlib.sha256()
-        for name, t in sorted(self.state_dict().items()):
+        for name, t in state:
             t = t.detach().cpu().contiguous()
             h.update(f"{name}|{str(t.dtype)}|{tuple(t.shape)}|".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        self.__dict__["_sha256"] = (key, h.hexdigest())
         return h.hexdigest()
 
     def fingerprint(self) -> dict:

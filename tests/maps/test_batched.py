@@ -46,6 +46,9 @@ def test_fingerprint_names_class_config_weights_and_shape():
     import json
 
     json.dumps(fa)  # a result stores it as JSON
+    with torch.no_grad():  # an in-place change (a training step) changes the checksum
+        next(a.parameters()).add_(1.0)
+    assert a.fingerprint()["weights_sha256"] != fa["weights_sha256"]
 
 
 def test_family_settings():
