@@ -18,27 +18,26 @@ from typing import Any
 from .errors import ProbeError
 from .files import (
     _TMP,
-    _atomic_write,
     _pid_alive,
     _reason,
     atomic_write,
     clean_stale_temps,
     load_json,
-    load_result,
     load_tensors,
     save_csv,
     save_figure,
     save_json,
-    save_result,
     save_tensors,
     save_text,
     to_jsonable,
     write_failure,
 )
+from .files import _atomic_write as _atomic_write  # old names, until every caller uses the new ones
+from .files import load_result as load_result
+from .files import save_result as save_result
 
 __all__ = ["OutputFolder", "atomic_write", "save_json", "load_json", "save_text", "save_figure", "save_csv",
            "save_tensors", "load_tensors", "to_jsonable", "write_failure", "clean_stale_temps"]
-_COMPAT = (_atomic_write, save_result, load_result)  # old names, until every caller uses the new ones
 
 SETTINGS, LOCK = "settings.json", ".lock"
 #: settings that change how a result is computed, not what it is: a rerun that differs only here resumes

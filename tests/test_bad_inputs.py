@@ -279,6 +279,7 @@ API = {
     "load model: not a model": (_probe_load(lambda w, t: w["root"] / "notmodel"), r"notmodel"),
     "find_attractors n_seeds 0": (_find(n_seeds=0), r"n_seeds must be >= 1"),
     "find_attractors tol -1": (_find(tol=-1.0), r"tol must be a finite number > 0"),
+    "find_attractors n_seeds 2.5": (_find(n_seeds=2.5), r"n_seeds must be an integer"),
     "find_attractors seeds of a wrong shape": (_find(seeds=np.zeros((2, 3), dtype=np.float32)), r"shape"),
 }
 
@@ -309,6 +310,18 @@ def _p(key: str, sub: str = ""):
 
 def _t(sub: str):
     return lambda w, t: str(t / sub)
+
+
+def _locked(sub: str):
+    """A folder locked by a live writer (this test process: alive for sure)."""
+    def path(w, t):
+        import json
+        import socket
+
+        (t / sub).mkdir()
+        (t / sub / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        return str(t / sub)
+    return path
 
 
 B = "builtin:fmnist-k16"
@@ -352,6 +365,9 @@ COMMANDS = {
     "run other settings onto a finished run": (["run", B, "--seeds", "5", "--max-steps", "20", "--quiet", "--out",
                                                 _p("done")], r"other settings.*--overwrite"),
     "run into foreign files": ([*RUN, "--out", _p("root", "notmodel")], r"--overwrite"),
+    "run while another writer holds --out": ([*RUN, "--out", _locked("busy")], r"in use by another probe process"),
+    "dictionary while another writer holds --out": ([*DICT, "--datasets", _p("root", "good.npz"), "--out",
+                                                     _locked("busy")], r"in use by another probe process"),
     # probe dictionary
     "dictionary another model's attractors": ([*DICT, "--datasets", _p("root", "good.npz"), "--attractors",
                                                _p("other")], r"another model|other model|made by"),
@@ -414,6 +430,20 @@ def test_command_bad_input_is_one_line(guarded, tmp_path, name):
 def test_same_command_again_reuses_the_finished_run(guarded):
     rc, out, err = cli(*[a for a in RUN if a != "--quiet"], "--out", str(guarded["done"]))
     assert rc == 0 and "reusing" in err + out, err
+
+
+def test_a_budget_too_short_to_tell_is_undetermined_not_expansive(guarded, tmp_path):
+    rc, out, err = cli("run", B, "--seeds", "4", "--max-steps", "3", "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    assert "undetermined" in out and "expansive" not in out, out
+
+
+def test_checkpoint_every_zero_stays_zero(guarded, tmp_path):
+    import json
+
+    rc, out, err = cli(*RUN, "--checkpoint-every", "0", "--json", "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    assert json.loads(out)["config"]["checkpoint_every"] == 0
 
 
 def test_version(guarded):
