@@ -214,3 +214,15 @@ def test_every_writer_goes_through_atomic_write():
                 continue  # writing into atomic_write's temporary file, or into memory
             bad.append(f"{path.relative_to(probe_dir.parent)}:{node.lineno} {name}")
     assert not bad, "write through probe.io.atomic_write / save_*:\n" + "\n".join(bad)
+
+
+def test_save_figure_uses_the_object_api_and_leaves_the_backend(tmp_path):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = io.save_figure(fig, tmp_path / "f.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.get_backend() == backend
+    assert stat.S_IMODE(path.stat().st_mode) == umask_mode() and no_temps(tmp_path)
