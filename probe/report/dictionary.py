@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import html as H
 from .context import model_facts
 from .figures import figure_uri, new_figure, thumb
-from .generic import rows_table
+from .generic import headline, rows_table
 
 AE = "autoencoder"
 METRIC_LABELS = {"mse": "pixel MSE (images in [0, 1])", "psnr": "PSNR (dB)",
@@ -22,7 +22,7 @@ def section(found, ctx) -> str:
     figure = lambda: H.img(figure_uri(sparsity_figure(r, name, "mse")), "MSE by basis and sparsity",  # noqa: E731
                            caption="Pixel MSE of the sparse codes (mean with 95% interval over the images) for each "
                                    "coder and basis; the dotted line is the autoencoder's own reconstruction D(E(x)).")
-    parts = [f'<p class="verdict">{H.esc(r.header())}</p>',
+    parts = [f'<p class="verdict">{H.esc(headline(r))}</p>',
              H.guarded("The verdict", _md, r, "verdict_markdown"),
              H.guarded("The figure", figure)]
     for metric in METRIC_LABELS:

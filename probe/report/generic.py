@@ -13,6 +13,20 @@ from .read import first_line
 MAX_CSV_ROWS = 500
 
 
+def headline(result) -> str:
+    """The one line a result names its settings in (``heading()``; ``header()`` in older results)."""
+    for name in ("heading", "header"):
+        fn = getattr(result, name, None)
+        if callable(fn):
+            try:
+                text = fn()
+            except TypeError:  # a method that needs arguments is not the headline
+                continue
+            if isinstance(text, str):
+                return text
+    return ""
+
+
 def rows_table(result) -> str:
     """``result.to_rows()`` (the Result contract's tidy table) as a sortable, filterable table."""
     to_rows = getattr(result, "to_rows", None)

@@ -8,6 +8,7 @@ import numpy as np
 from . import html as H
 from .context import model_facts
 from .figures import figure_uri, new_figure
+from .generic import headline
 
 
 def roc(s_in, s_out) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +25,7 @@ def section(found, ctx) -> str:
     r, meta = found.result, found.meta
     name = model_facts(meta).get("name", "?")
     m = r.metrics()
-    parts = [f'<p class="verdict">{H.esc(r.header())}</p>']
+    parts = [f'<p class="verdict">{H.esc(headline(r))}</p>']
     notes = r.notes() if callable(getattr(r, "notes", None)) else []
     if notes:
         parts.append("<ul>" + "".join(f"<li>{H.esc(n)}</li>" for n in notes) + "</ul>")

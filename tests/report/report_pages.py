@@ -43,6 +43,7 @@ def check_page(path) -> Page:
     assert all(h.startswith("#") for h in page.hrefs), "links stay inside the page"
     assert "http://" not in text and "https://" not in text, "nothing is fetched when the page opens"
     assert "could not be drawn" not in text and "could not be read back" not in text
+    assert "{&#x27;kind&#x27;:" not in text, "a dict printed where a sentence belongs"
     assert page.tags.get("table", 0) >= 1 and "Settings that made this result" in page.all_text
     return page
 
