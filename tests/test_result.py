@@ -189,6 +189,11 @@ def test_fingerprints():
     fp = model_fingerprint(M())
     assert fp == {"class": "M", "checksum": "1", "latent_shape": [4]}
     assert fp is not None and same_model(fp, dict(fp)) and not same_model(fp, {**fp, "checksum": "2"})
+    sha = {"class": "ConvAE", "weights_sha256": "ab", "latent_shape": [16], "resolution": 28}
+    assert same_model(sha, {**sha, "resolution": 64, "latent_shape": [4, 8, 8]})
+    assert not same_model(sha, {**sha, "weights_sha256": "cd"}) and not same_model(sha, {**sha, "class": "Other"})
+    empty = {**sha, "name": "f", "config": {"parameters": 0}}  # functions without weights all hash alike
+    assert same_model(empty, dict(empty)) and not same_model(empty, {**empty, "name": "g"})
     assert not same_model(fp, None) and model_fingerprint(None) is None
 
 
