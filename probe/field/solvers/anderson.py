@@ -96,6 +96,8 @@ class Anderson:
         g = e.f(z).flatten(1)
         r = g - x
         res = (r * r).sum(1)
+        if self.relax == 1.0 and not self._near_tail(a):
+            return self._plain_step(a, x, g, r, res, shape)
         finite = torch.isfinite(res)
         worse = ~finite | (res >= a["prev_res"])
         reject = a["mixed"] & worse             # the mixed step did not help: back to the plain step
@@ -144,6 +146,26 @@ class Anderson:
         end = torch.where(reject[:, None], g_prev, g).view(shape)
         res_seen = torch.where(reject, prev_res, res)  # a refused step is no divergence
         return Step(end=end, res=res_seen, converged=converged, cycle=cycle, rejected=reject)
+
+    def _near_tail(self, a) -> bool:
+        """Some row mixed last step, or will be calm enough to mix within ``memory`` steps."""
+        if not len(a["calm"]):
+            return False
+        return bool(a["mixed"].any()) or int(a["calm"].max()) >= self.calm - self.memory - 1
+
+    def _plain_step(self, a, x, g, r, res, shape) -> Step:
+        """The transient, where no row is near mixing: a plain step with the few counts mixing needs
+        later (the difference history is rebuilt in the ``memory`` steps before a row first mixes)."""
+        small = res < self.engine.tol
+        converged = small & a["verifying"]
+        cycle = self.cycles.update(a, g.view(shape), res, self.engine.wall_steps)
+        a["calm"] = torch.where(res < a["prev_res"], a["calm"] + 1, 0)
+        a["prev_z"], a["prev_r"], a["prev_res"] = x, r, res
+        a["has_prev"] = torch.isfinite(res)
+        a["history_len"] = torch.zeros_like(a["history_len"])
+        a["verifying"] = small & ~converged
+        a["z"] = g.view(shape)
+        return Step(end=a["z"], res=res, converged=converged, cycle=cycle)
 
     def state(self) -> dict:
         return {"watching": self.cycles.watching}
