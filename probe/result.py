@@ -94,8 +94,8 @@ def same_model(a: dict | None, b: dict | None) -> bool:
     if not a or not b:
         return False
     key = next((k for k in ("weights_sha256", "checksum") if a.get(k) is not None and b.get(k) is not None), None)
-    config = a.get("config") if isinstance(a.get("config"), dict) else {}
-    if key is not None and config.get("parameters") != 0:
+    config = a.get("config")
+    if key is not None and (config or {}).get("parameters") != 0:
         return a[key] == b[key] and a.get("class") == b.get("class")
     return to_jsonable(a) == to_jsonable(b)
 
