@@ -91,8 +91,11 @@ def histogram_figure(r, name: str):
         ax.ticklabel_format(axis="x", useOffset=False, style="sci", scilimits=(-3, 4))
         ax.set_xlabel("score (higher = more OOD)")
         ax.set_ylabel("density (fraction of images per unit score)")
-        ax.set_title(f"{method} score, {name}", fontsize=9)
+        ax.set_title(f"{method} score", fontsize=10)
         ax.legend(fontsize=7)
     for ax in axes[len(methods):]:
         ax.axis("off")
+    info = getattr(r, "info", {}) or {}
+    fig.suptitle(f"{name}: OOD scores of {r.in_name} (in) and {', '.join(r.out_names)}; score steps T <= "
+                 f"{info.get('score_steps')}, tol {info.get('tol')}, KNN K={(r.config or {}).get('knn_k')}", fontsize=10)
     return fig
