@@ -74,6 +74,17 @@ def _make(folder: Path, message: str) -> None:
         raise ProbeError(f"{message.format(folder)}: {_reason(folder / LOCK, e)}") from e
 
 
+def _holder(lock: Path) -> dict | None:
+    """The live process named in ``lock`` (another host's counts as live), else None."""
+    try:
+        holder = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    pid = holder.get("pid") if isinstance(holder, dict) else None
+    live = isinstance(pid, int) and (holder.get("host") != socket.gethostname() or _pid_alive(pid))
+    return holder if live else None
+
+
 class OutputFolder:
     """A command's output folder, checked, locked and fingerprinted before any computation.
 
@@ -112,6 +123,7 @@ class OutputFolder:
             raise ProbeError(f"--out {self.target} is a file, not a folder; choose another --out")
         try:
             if self.main:
+                self._recover()
                 _make(self.target, "cannot use {} as the output folder")
                 self._lock(self.target)
             state = self._read(self.target)
@@ -185,13 +197,9 @@ class OutputFolder:
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
-                    try:
-                        holder = json.loads(path.read_text() or "{}")
-                    except (OSError, ValueError):
-                        holder = {}
-                    pid = holder.get("pid")
-                    if isinstance(pid, int) and (holder.get("host") != host or _pid_alive(pid)):
-                        raise ProbeError(f"{folder} is in use by another probe process (pid {pid} on "
+                    holder = _holder(path)
+                    if holder is not None:
+                        raise ProbeError(f"{folder} is in use by another probe process (pid {holder['pid']} on "
                                          f"{holder.get('host')}); wait for it to finish or choose another --out "
                                          f"(delete {path} if that process is gone)") from None
                     path.unlink(missing_ok=True)  # a stale lock of a dead process: take it over
@@ -225,21 +233,41 @@ class OutputFolder:
             return
         self._write_settings(finished=True)
         if self.overwrite:
-            old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
-            try:
-                if self.target.exists():
-                    os.replace(self.target, old)
-                os.replace(self.staging, self.target)
-            except OSError as e:
-                if old.exists() and not self.target.exists():
-                    os.replace(old, self.target)
-                raise ProbeError(f"the new result is complete in {self.staging} but could not replace "
-                                 f"{self.target}: {_reason(self.target, e)}") from e
+            self._swap()
             self._locks = [self.target / LOCK]
             self.path = self.target
-            if old.exists():
-                shutil.rmtree(old, ignore_errors=True)
         self.finished = True
+
+    def _swap(self) -> None:
+        """The complete staging folder becomes the target; the old target goes."""
+        old = self.target.parent / f".{self.target.name}.replaced-{os.getpid()}"
+        try:
+            if self.target.exists():
+                os.replace(self.target, old)
+            os.replace(self.staging, self.target)
+        except OSError as e:
+            if old.exists() and not self.target.exists():
+                os.replace(old, self.target)
+            raise ProbeError(f"the new result is complete in {self.staging} but could not replace "
+                             f"{self.target}: {_reason(self.target, e)}") from e
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _recover(self) -> None:
+        """Finish what a kill interrupted: a complete staging folder that was never swapped in, old copies."""
+        state = None
+        if (self.staging / SETTINGS).is_file():
+            try:
+                state = load_json(self.staging / SETTINGS)
+            except ProbeError:
+                pass
+        if isinstance(state, dict) and state.get("finished") and _holder(self.staging / LOCK) is None:
+            self._swap()
+            (self.target / LOCK).unlink(missing_ok=True)
+        if self.target.parent.is_dir():
+            for old in self.target.parent.glob(f".{self.target.name}.replaced-*"):
+                pid = old.name.rpartition("-")[2]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    shutil.rmtree(old, ignore_errors=True)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +20,12 @@ def umask_mode() -> int:
     old = os.umask(0o022)
     os.umask(old)
     return 0o666 & ~old
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    r = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(r.stdout)
 
 
 def no_temps(folder) -> bool:
@@ -166,10 +173,7 @@ def test_second_live_writer_stops_and_a_dead_ones_lock_is_taken_over(tmp_path):
         with pytest.raises(ProbeError, match="in use by another probe process"), OutputFolder(out, S):
             pass
         assert (out / ".lock").is_file()  # the refused writer leaves the first one's lock alone
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    import socket
-
-    (out / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    (out / ".lock").write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
     with OutputFolder(out, S):
         assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
 
@@ -226,3 +230,22 @@ def test_save_figure_uses_the_object_api_and_leaves_the_backend(tmp_path):
     path = io.save_figure(fig, tmp_path / "f.png", dpi=50)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.get_backend() == backend
     assert stat.S_IMODE(path.stat().st_mode) == umask_mode() and no_temps(tmp_path)
+
+
+def test_a_kill_during_the_overwrite_swap_is_finished_on_the_next_start(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    with OutputFolder(out, S) as f:
+        (f.path / "r.txt").write_text("old")
+    new = {"config": {"n_seeds": 4096}}
+    folder = OutputFolder(out, new, overwrite=True)
+    folder.__enter__()
+    (folder.path / "r.txt").write_text("new")
+    monkeypatch.setattr(OutputFolder, "_swap", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        folder.finish()  # killed after the new result was marked complete, before the swap
+    monkeypatch.undo()
+    for lock in tmp_path.rglob(".lock"):  # the killed process's locks
+        lock.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    with OutputFolder(out, new) as f:  # the next start swaps the complete result in and reuses it
+        assert f.finished and (out / "r.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
