@@ -16,9 +16,12 @@ from torch import Tensor
 from ..config import asdict, field
 from ..errors import ConfigError, ProbeError
 from ..field.config import FieldConfig
-from ..io import load_result, save_json, save_result
+from ..io import save_json, save_text
 from ..maps.base import LatentMap
-from .common import as_float_images, decode_latents, encode_images, nest_field, search_or_reuse
+from ..result import Result
+from .common import as_float_images, decode_latents, encode_images, model_of, nest_field, search_or_reuse
+
+__all__ = ["BasinsConfig", "Basins", "find_basins", "run_basins"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class BasinsConfig:
 
 
 @dataclass
-class Basins:
+class Basins(Result):
     """Attractors reached from a set of images, and which images each captures."""
 
     points: Tensor      #: [K, *latent] the attractors (and fixed points), largest basin first
@@ -86,21 +89,28 @@ class Basins:
             lines.append(f"| {r['attractor']} | {r['images']} | {'yes' if r['stable'] else 'no'} | {mix} |")
         return "\n".join(lines)
 
-    def save(self, folder: str | Path) -> Path:
-        tensors = {k: getattr(self, k) for k in ("points", "stable", "counts", "assignment", "labels", "indices")}
-        save_result(folder, tensors, {"kind": "Basins", **self.meta, "classes": self.classes, "basins": self.rows()})
-        (Path(folder) / "basins.md").write_text(self.table() + "\n")
-        return Path(folder)
+    # -- the Result contract -------------------------------------------------------------
+    def _tensors(self) -> dict:
+        return {k: getattr(self, k) for k in ("points", "stable", "counts", "assignment", "labels", "indices")}
+
+    def _meta(self) -> dict:
+        return {"model": None, **self.meta, "classes": self.classes, "basins": self.rows()}
 
     @classmethod
-    def load(cls, folder: str | Path) -> Basins:
-        tensors, meta = load_result(folder)
-        if meta.get("kind") != "Basins":
-            raise ProbeError(f"{folder} does not hold basins (kind {meta.get('kind')!r})")
-        classes = meta.pop("classes")
-        for key in ("kind", "basins"):
-            meta.pop(key, None)
-        return cls(**tensors, classes=classes, meta=meta)
+    def _from_saved(cls, tensors: dict, meta: dict) -> Basins:
+        keep = {k: v for k, v in meta.items() if k not in ("kind", "version", "probe_version", "files", "classes",
+                                                           "basins")}
+        return cls(**{k: tensors[k] for k in ("points", "stable", "counts", "assignment", "labels", "indices")},
+                   classes=meta["classes"], meta=keep)
+
+    def to_rows(self) -> list[dict]:
+        return [{"attractor": r["attractor"], "images": r["images"], "stable": r["stable"],
+                 **{f"class {c}": n for c, n in r["classes"].items()}} for r in self.rows()]
+
+    def save(self, folder: str | Path) -> Path:
+        folder = super().save(folder)
+        save_text(folder / "basins.md", self.table() + "\n")
+        return folder
 
     def galleries(self, map: LatentMap, images, folder: str | Path, n: int = 24, per: int = 23, seed: int = 0) -> list[Path]:
         """One PNG per basin (largest first): the decoded attractor, then up to ``per`` of its images."""
@@ -150,8 +160,8 @@ def find_basins(map: LatentMap, images, cfg: BasinsConfig = BasinsConfig(), *, o
     idx = images.indices if is_set else None
     idx = idx.long() if idx is not None else torch.arange(len(x))
     desc = images.describe() if is_set else {"name": "tensor", "n": len(x)}
-    meta = {"config": asdict(cfg), "map": map.describe(), "images": desc, "merge": aset.merge,
-            "status": aset.status_counts(), "field": aset.config}
+    meta = {"config": {**asdict(cfg), "field": aset.config}, "model": model_of(map), "map": map.describe(),
+            "images": desc, "merge": aset.merge, "status": aset.status_counts(), "field": aset.config}
     return Basins(aset.points, aset.stable, aset.counts, aset.assignment, labels, idx,
                   images.classes if is_set else None, meta)
 

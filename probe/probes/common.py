@@ -32,11 +32,12 @@ def encode_images(map, images, batch_size: int = 64) -> Tensor:
     return map.encode_batched(x, batch_size=batch_size).float()
 
 
-def decode_latents(map, z: Tensor, batch_size: int = 64) -> Tensor:
-    """Images ``[N, C, H, W]`` (float32, CPU) clamped to [0, 1], as every viewer shows them."""
+def decode_latents(map, z: Tensor, batch_size: int = 64, clamp: bool = True) -> Tensor:
+    """Images ``[N, C, H, W]`` (float32, CPU), clamped to [0, 1] as every viewer shows them (unless not ``clamp``)."""
     if not len(z):
         return torch.zeros(0)
-    return map.decode_batched(z.to(map.device, map.dtype), batch_size=batch_size).float().clamp(0, 1)
+    x = map.decode_batched(z.to(map.device, map.dtype), batch_size=batch_size).float()
+    return x.clamp(0, 1) if clamp else x
 
 
 def unit_columns(basis: Tensor) -> Tensor:

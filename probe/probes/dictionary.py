@@ -28,12 +28,14 @@ from .common import (
     check_same_model,
     decode_latents,
     encode_images,
+    model_of,
     nest_field,
     resolution_of,
     search_or_reuse,
     slug,
     unit_columns,
 )
+from .dictionary_atoms import MIN_ATOMS, dictionary_atoms, distinct_directions, orthogonal_basis, pca_reference
 from .dictionary_report import AE, DictionaryReport, skey
 
 __all__ = ["DictionaryConfig", "run_dictionary", "evaluate_dataset", "dictionary_atoms", "orthogonal_basis",
@@ -44,8 +46,6 @@ CODERS = ("omp", "lasso", "both")
 ATOMS_FROM = ("auto", "attractors", "end_points")
 PSNR_CAP = 100.0  # dB, for reconstructions identical to the image
 #: The paper's sweep halves the atom count from all of them down to 32 of 4096 (METHOD.md 4), plus 5%.
-#: Fewer distinct attractors than this make a 5% code degenerate (one non-zero): issue 14.
-MIN_ATOMS = 20
 SWEEP = [1.0, 0.5, 0.25, 0.125, 0.0625, 0.05, 0.03125, 0.015625, 0.0078125]
 
 
@@ -105,55 +105,6 @@ def n_nonzero(sparsity: float, n_atoms: int) -> int:
     return resolve_n_nonzero(n_atoms, sparsity=sparsity)
 
 
-# -- the dictionary ---------------------------------------------------------------
-def dictionary_atoms(aset: Any, latent_shape: tuple[int, ...], atoms_from: str = "auto") -> tuple[Tensor, dict]:
-    """Flattened atoms ``[n_atoms, D]`` from an :class:`~probe.field.AttractorSet`, and what they are.
-
-    The atoms are the distinct stable attractors found (issue 14: as many as there are, even
-    more than the latent dimension D). ``auto`` takes the end points after ``max_steps``
-    instead when the map is expansive or has no stable point: those are then the only
-    data-free dictionary there is, and every table says so.
-    """
-    points, ends = getattr(aset, "points", None), getattr(aset, "end_points", None)
-    if points is None or ends is None:
-        raise ProbeError(f"not an attractor set: {type(aset).__name__} lacks points or end_points")
-    for name, t in (("attractors", points), ("end points", ends)):
-        if t.numel() and tuple(t.shape[1:]) != tuple(latent_shape):
-            raise ProbeError(f"attractor set does not fit this map: its {name} have latent shape {tuple(t.shape[1:])}, "
-                             f"the map's latents are {tuple(latent_shape)} (compute them at the same resolution)")
-    stable = getattr(aset, "stable", None)
-    attractors = points[stable.bool()] if stable is not None and len(stable) == len(points) else points
-    verdict = str(getattr(aset, "verdict", "unknown"))
-    use_ends = atoms_from == "end_points" or (atoms_from == "auto" and (verdict == "expansive" or not len(attractors)))
-    chosen = ends if use_ends else attractors
-    if not len(chosen):
-        raise ProbeError(f"the attractor set holds no stable attractors (dynamics {verdict}, {len(points)} fixed "
-                         f"points); use atoms_from=end_points to code with the end points")
-    flat = chosen.detach().reshape(len(chosen), -1).float().cpu()
-    merge, fcfg = getattr(aset, "merge", {}) or {}, getattr(aset, "config", {}) or {}
-    info = {"atoms_are": "end points" if use_ends else "attractors", "n_found": len(flat), "n_atoms": len(flat),
-            "n_fixed_points": len(points), "n_stable": len(attractors), "n_seeds": len(ends),
-            "latent_dim": flat.shape[1], "latent_shape": list(latent_shape), "verdict": verdict,
-            "merge": merge.get("rule"), "merge_threshold": merge.get("threshold"),
-            "tol": fcfg.get("tol"), "max_steps": fcfg.get("max_steps"), "degenerate": len(flat) < MIN_ATOMS,
-            "end_points_coded": False}
-    return flat, info
-
-
-def orthogonal_basis(n_atoms: int, dim: int, seed: int, device) -> Tensor:
-    """The paper's data-free baseline: ``min(n_atoms, dim)`` random orthonormal directions ``[D, n]``."""
-    from ..sparse.bases import random_orthogonal_basis
-
-    return random_orthogonal_basis(dim, min(n_atoms, dim), seed=seed, dtype=torch.float32, device=device)
-
-
-def pca_reference(fit: Tensor, n_atoms: int, device) -> Tensor:
-    """Top-``n_atoms`` principal directions of encoded data ``[D, <= n_atoms]`` (fewer if the fit is small)."""
-    from ..sparse.bases import pca_basis
-
-    return unit_columns(pca_basis(fit.to(device), min(n_atoms, fit.shape[1])).float())
-
-
 # -- encode / code / decode -----------------------------------------------------------
 def _metrics(x: Tensor, xhat: Tensor, z: Tensor, zhat: Tensor) -> dict[str, Tensor]:
     from ..images import mse, psnr
@@ -207,9 +158,9 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
         bases["pca"] = [(m, pca_reference(z[~m], n_atoms, dev)) for m in (half, ~half)]
         pca_fit = f"2-fold cross-fit on the {len(z)} test images (no train split)"
     ae = decode_latents(map, z.reshape(-1, *shape), bs)
-    values = {f"{name}|{AE}|{m}": v for m, v in _metrics(x, ae, z, z).items()}
+    values = {(name, AE, m): v for m, v in _metrics(x, ae, z, z).items()}
     n_ex = min(cfg.n_examples, len(x))
-    examples = {f"{name}|original": _as_uint8(x[:n_ex]), f"{name}|{AE}": _as_uint8(ae[:n_ex])} if n_ex else {}
+    examples = {(name, "original"): _as_uint8(x[:n_ex]), (name, AE): _as_uint8(ae[:n_ex])} if n_ex else {}
     atoms_per = {b: min(B.shape[1] for _, B in parts) for b, parts in bases.items()}
     # the same non-zero count for every basis (never more than the latent has dimensions); the
     # unmerged end points are a dictionary of their own size and get their own 5%
@@ -230,17 +181,18 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
                     zhat[rows] = _code(B, z[rows], coder, min(k, B.shape[1]))
                 xhat = decode_latents(map, zhat.reshape(-1, *shape), bs)
                 for m, v in _metrics(x, xhat, z, zhat).items():
-                    values[f"{name}|{b}|{coder}|{skey(s)}|{m}"] = v
+                    values[(name, b, coder, skey(s), m)] = v
                 if n_ex and coder == cfg.coders[0] and s == cfg.sparsity:
-                    examples[f"{name}|{b}"] = _as_uint8(xhat[:n_ex])
+                    examples[(name, b)] = _as_uint8(xhat[:n_ex])
                 if log:
                     label = atoms_info["atoms_are"] if b == "attractors" else b.replace("_", " ")
                     log(f"  {name}: {coder} {label} {100 * s:.4g}% ({k} non-zeros): "
-                        f"MSE {values[f'{name}|{b}|{coder}|{skey(s)}|mse'].mean():.5f} [{time.perf_counter() - t0:.1f} s]")
+                        f"MSE {values[(name, b, coder, skey(s), 'mse')].mean():.5f} [{time.perf_counter() - t0:.1f} s]")
     info = {"spec": name, "source": getattr(images, "source", name), "n": len(x), "resolution": int(x.shape[-1]),
             "pca_fit": pca_fit, "atoms": atoms_per, "n_nonzero": nonzeros,
             "images": getattr(images, "describe", lambda: {})()}
-    return DictionaryReport(_cfg_record(cfg, list(bases)), map.describe(), atoms_info, {name: info}, values, examples)
+    return DictionaryReport(_cfg_record(cfg, list(bases)), map.describe(), atoms_info, {name: info}, values, examples,
+                            model_of(map))
 
 
 def _cfg_record(cfg: DictionaryConfig, bases: list[str] | None = None) -> dict:
@@ -291,7 +243,7 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
     ends = None
     if atoms_info["degenerate"] and atoms_info["atoms_are"] == "attractors" and len(aset.end_points) > len(atoms):
         ends = aset.end_points.reshape(len(aset.end_points), -1).float().cpu()
-        atoms_info.update(end_point_directions=_distinct_directions(ends), end_points_coded=True)
+        atoms_info.update(end_point_directions=distinct_directions(ends), end_points_coded=True)
         if log:
             log(f"note: only {atoms_info['n_atoms']} {atoms_info['atoms_are']} (< {MIN_ATOMS}): a "
                 f"{100 * cfg.sparsity:.3g}% code of them is degenerate; the {len(ends)} unmerged end points are "
@@ -312,16 +264,6 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
                 r.save(out / "datasets" / slug(spec))
         reports.append(r)
     return DictionaryReport.merge(reports)
-
-
-def _distinct_directions(points: Tensor, cosine: float = 0.999999) -> int:
-    """How many of ``points`` differ in direction by more than rounding: what unmerged end points really hold."""
-    u = points.double() / points.double().norm(dim=1, keepdim=True).clamp_min(1e-30)
-    kept: list[int] = []
-    for i in range(len(u)):
-        if not kept or bool((u[kept] @ u[i] <= cosine).all()):
-            kept.append(i)
-    return len(kept)
 
 
 def _fit_images(spec: str, test, cfg: DictionaryConfig, res: int, map: LatentMap, opts: dict):

@@ -15,11 +15,13 @@ from torch import Tensor
 
 from .. import io
 from ..errors import ProbeError
+from ..result import Result
 from .tables import Stat, markdown_table, mean_ci, paired, verdict
+
+__all__ = ["DictionaryReport", "METRICS", "AE", "skey"]
 
 METRICS = {"mse": "pixel MSE", "psnr": "PSNR (dB)", "latent_rel": "relative latent error ||z - z_hat|| / ||z||"}
 AE = "autoencoder"  # D(E(x)): the floor any latent-space code can reach, shown for context
-KIND = "dictionary-report"
 
 
 def skey(s: float) -> str:
@@ -28,12 +30,12 @@ def skey(s: float) -> str:
 
 
 @dataclass
-class DictionaryReport:
+class DictionaryReport(Result):
     """Dictionary-probe results; build with :func:`probe.probes.dictionary.run_dictionary`.
 
-    ``values["<dataset>|<basis>|<coder>|<sparsity>|<metric>"]`` holds one value per image,
-    ``values["<dataset>|autoencoder|<metric>"]`` the plain reconstruction D(E(x));
-    ``examples["<dataset>|<row>"]`` uint8 images for the reconstruction grid.
+    ``values[(dataset, basis, coder, skey(sparsity), metric)]`` holds one value per image,
+    ``values[(dataset, "autoencoder", metric)]`` the plain reconstruction D(E(x));
+    ``examples[(dataset, row)]`` uint8 images for the reconstruction grid.
     ``datasets[name]`` records the set's source, size, PCA fit, atoms and non-zeros per basis.
     """
 
@@ -41,8 +43,9 @@ class DictionaryReport:
     map: dict
     attractors: dict
     datasets: dict[str, dict] = field(default_factory=dict)
-    values: dict[str, Tensor] = field(default_factory=dict)
-    examples: dict[str, Tensor] = field(default_factory=dict)
+    values: dict[tuple, Tensor] = field(default_factory=dict)
+    examples: dict[tuple, Tensor] = field(default_factory=dict)
+    model: dict | None = None  #: the model fingerprint
 
     # -- structure ----------------------------------------------------------
     @property
@@ -68,13 +71,14 @@ class DictionaryReport:
     def per_image(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
                   metric: str = "mse") -> Tensor:
         if basis == AE:
-            key = f"{dataset}|{AE}|{metric}"
+            key: tuple = (dataset, AE, metric)
         else:
-            key = f"{dataset}|{basis}|{coder or self.coders[0]}|{skey(self.config['sparsity'] if sparsity is None else sparsity)}|{metric}"
+            s = self.config["sparsity"] if sparsity is None else sparsity
+            key = (dataset, basis, coder or self.coders[0], skey(s), metric)
         if key not in self.values:
             if basis == "end_points":  # lasso is not run on the unmerged end points: n/a, not an error
                 return torch.zeros(0)
-            raise ProbeError(f"no result for {key.replace('|', ' / ')} in this report")
+            raise ProbeError(f"no result for {' / '.join(map(str, key))} in this report")
         return self.values[key]
 
     def stat(self, dataset: str, basis: str, coder: str | None = None, sparsity: float | None = None,
@@ -103,7 +107,7 @@ class DictionaryReport:
         if not reports:
             raise ProbeError("no dictionary results to merge")
         first = reports[0]
-        out = cls(first.config, first.map, first.attractors)
+        out = cls(first.config, first.map, first.attractors, model=first.model)
         for r in reports:
             for what in ("config", "map", "attractors"):
                 if _comparable(getattr(r, what)) != _comparable(getattr(first, what)):
@@ -116,21 +120,29 @@ class DictionaryReport:
             out.examples.update(r.examples)
         return out
 
-    def save(self, folder: str | Path) -> Path:
-        tensors = {f"v|{k}": v.float().contiguous() for k, v in self.values.items()}
-        tensors.update({f"x|{k}": v.contiguous() for k, v in self.examples.items()})
-        meta = {"kind": KIND, "config": self.config, "map": self.map, "attractors": self.attractors,
-                "datasets": self.datasets, "summary": self.summary_rows()}
-        return io.save_result(folder, tensors, meta)
+    # -- the Result contract -------------------------------------------------------------
+    def _tensors(self) -> dict:
+        return {**{f"value{i}": v.float().contiguous() for i, v in enumerate(self.values.values())},
+                **{f"example{i}": v.contiguous() for i, v in enumerate(self.examples.values())}}
+
+    def _meta(self) -> dict:
+        return {"config": self.config, "model": self.model, "map": self.map, "attractors": self.attractors,
+                "datasets": self.datasets, "values": [list(k) for k in self.values],
+                "examples": [list(k) for k in self.examples], "summary": self.summary_rows()}
 
     @classmethod
-    def load(cls, folder: str | Path) -> DictionaryReport:
-        tensors, meta = io.load_result(folder)
-        if meta.get("kind") != KIND:
-            raise ProbeError(f"{folder} is not a dictionary report (kind {meta.get('kind')!r})")
-        values = {k[2:]: v for k, v in tensors.items() if k.startswith("v|")}
-        examples = {k[2:]: v for k, v in tensors.items() if k.startswith("x|")}
-        return cls(meta["config"], meta["map"], meta["attractors"], meta["datasets"], values, examples)
+    def _from_saved(cls, tensors: dict, meta: dict) -> DictionaryReport:
+        if "values" in meta:
+            values = {tuple(k): tensors[f"value{i}"] for i, k in enumerate(meta["values"])}
+            examples = {tuple(k): tensors[f"example{i}"] for i, k in enumerate(meta["examples"])}
+        else:  # saved before the Result contract: "v|<dataset>|..." tensor names
+            values = {tuple(k[2:].split("|")): v for k, v in tensors.items() if k.startswith("v|")}
+            examples = {tuple(k[2:].split("|")): v for k, v in tensors.items() if k.startswith("x|")}
+        return cls(meta["config"], meta["map"], meta["attractors"], meta["datasets"], values, examples,
+                   meta.get("model"))
+
+    def to_rows(self) -> list[dict]:
+        return self.summary_rows()
 
     # -- tables ---------------------------------------------------------------
     def summary_rows(self) -> list[dict]:
@@ -160,7 +172,7 @@ class DictionaryReport:
             io.save_text(path, text)
         return text
 
-    def header(self, sparsity: float | None = None) -> str:
+    def heading(self, sparsity: float | None = None) -> str:
         """One line naming every setting a reader needs to interpret the numbers."""
         a, c = self.attractors, self.config
         s = c["sparsity"] if sparsity is None else sparsity
@@ -203,7 +215,7 @@ class DictionaryReport:
                     row.append(f"{r['diff'].format(3)} → {r['better']}")
             rows.append(row)
         pca = "; ".join(f"{d}: {info['pca_fit']}" for d, info in self.datasets.items())
-        top = f"{self.header(sparsity)}\n\nPCA fit: {pca}.\n\n" if header else ""
+        top = f"{self.heading(sparsity)}\n\nPCA fit: {pca}.\n\n" if header else ""
         return f"{top}Metric: {METRICS[metric]}.\n\n" + markdown_table(head, rows) + "\n"
 
     def verdict_markdown(self, sparsity: float | None = None, metric: str = "mse") -> str:
@@ -276,14 +288,14 @@ class DictionaryReport:
         from matplotlib.figure import Figure
 
         row_names = ["original", AE] + self.bases
-        blocks = [(d, r) for d in self.datasets for r in row_names if f"{d}|{r}" in self.examples]
+        blocks = [(d, r) for d in self.datasets for r in row_names if (d, r) in self.examples]
         if not blocks:
             raise ProbeError("this report holds no example images")
         fig = Figure(figsize=(11, 1.3 * len(blocks)))
         axes = fig.subplots(len(blocks), 1, squeeze=False)
         s = skey(self.config["sparsity"])
         for ax, (d, r) in zip(axes[:, 0], blocks, strict=True):
-            imgs = self.examples[f"{d}|{r}"]  # uint8 [n, C, H, W]
+            imgs = self.examples[(d, r)]  # uint8 [n, C, H, W]
             strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).numpy()
             ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=255)
             label = r if r in ("original", AE) else f"{self.label(r)}\n{self.coders[0]} {100 * float(s):.3g}%"

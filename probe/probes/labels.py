@@ -17,6 +17,8 @@ from torch import Tensor
 
 from ..errors import ProbeError
 
+__all__ = ["zero_shot", "zero_shot_probs", "DEFAULT_TEMPLATES"]
+
 #: CLIP's plain prompt; pass open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES for its ensemble.
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 

@@ -15,6 +15,8 @@ import torch
 
 from ..errors import ProbeError
 
+__all__ = ["auroc", "fpr_at_tpr", "fpr95", "bootstrap_ci"]
+
 
 def _as_array(scores, name: str) -> np.ndarray:
     if isinstance(scores, torch.Tensor):

@@ -28,19 +28,18 @@ from ..config import asdict, field
 from ..errors import ConfigError, check
 from ..field.config import FieldConfig
 from ..maps.base import LatentMap
-from .common import check_same_model, model_of, nest_field, search_or_reuse
+from .common import check_same_model, encode_images, model_of, nest_field, search_or_reuse
 from .ood_report import OODReport
 from .ood_scores import (
     METHODS,
     Mahalanobis,
-    encode_all,
     knn_distance,
     nearest_distance,
     reconstruction_error,
     trajectory_scores,
 )
 
-__all__ = ["OODConfig", "OODDetector", "OODReport", "run_ood", "METHODS", "Mahalanobis", "encode_all",
+__all__ = ["OODConfig", "OODDetector", "OODReport", "run_ood", "METHODS", "Mahalanobis",
            "knn_distance", "nearest_distance", "reconstruction_error", "trajectory_scores"]
 
 
@@ -97,7 +96,7 @@ class OODDetector:
         res = int(train_images.resolution[0] if hasattr(train_images, "resolution") else train_images.shape[-1])
         fcfg = config.field.replace(resolution=res).resolve(map)
         score_steps = int(config.score_steps or fcfg.max_steps)
-        z = encode_all(map, train_images, config.image_batch)
+        z = encode_images(map, train_images, config.image_batch).to(map.device)
         note = None
         if reference is None:
             found = search_or_reuse(map, fcfg, Path(out) if out is not None else None, seeds=z.cpu(),
@@ -126,7 +125,7 @@ class OODDetector:
     def score(self, images) -> dict[str, Tensor]:
         """Every method's score ``[N]`` (CPU) plus the iteration ``status`` and ``converged`` flags."""
         cfg = self.config
-        z = encode_all(self.map, images, cfg.image_batch)
+        z = encode_images(self.map, images, cfg.image_batch).to(self.map.device)
         out = trajectory_scores(self.map, z, self.attractors, tol=self.tol, max_steps=self.score_steps)
         out["attractor_z0"] = nearest_distance(z, self.attractors).cpu()
         out["knn"] = knn_distance(self.train_latents, z, cfg.knn_k, cfg.knn_metric).cpu()

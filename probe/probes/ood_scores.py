@@ -10,7 +10,6 @@ distance of z_0 alone to the nearest attractor.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +17,9 @@ from torch import Tensor
 
 from ..errors import ProbeError, check
 from ..maps.base import LatentMap
+from .common import as_float_images, decode_latents, encode_images
 
-__all__ = ["METHODS", "encode_all", "nearest_distance", "knn_distance", "Mahalanobis", "reconstruction_error",
+__all__ = ["METHODS", "nearest_distance", "knn_distance", "Mahalanobis", "reconstruction_error",
            "trajectory_scores", "PATH_BUDGET"]
 
 EXACT = "donot_use_mm_for_euclid_dist"
@@ -34,27 +34,6 @@ METHODS = {
     "first_residual": "first-step residual ||f(z_0) - z_0||_2",
     "steps": "steps to converge (the step budget when not converged)",
 }
-
-
-# -- batches ----------------------------------------------------------------------
-def _image_batches(images, batch_size: int, device) -> Iterator[Tensor]:
-    """ImageSet or float tensor [N, C, H, W] in [0, 1] -> float batches on ``device``."""
-    if hasattr(images, "batches"):
-        yield from images.batches(batch_size, device=device)
-        return
-    if not isinstance(images, Tensor):
-        raise ProbeError(f"images must be an ImageSet or a float tensor [N, C, H, W], got {type(images).__name__}")
-    if images.dtype == torch.uint8:
-        raise ProbeError("images must be float in [0, 1], got uint8 (divide by 255 or pass an ImageSet)")
-    for i in range(0, len(images), batch_size):
-        yield images[i:i + batch_size].to(device)
-
-
-@torch.no_grad()
-def encode_all(map: LatentMap, images, batch_size: int = 128) -> Tensor:
-    """Latents ``[N, *latent]`` of all images, on the map's device."""
-    check(len(images) > 0, "no images to encode")
-    return torch.cat([map.encode(x) for x in _image_batches(images, batch_size, map.device)])
 
 
 # -- scores -----------------------------------------------------------------------
@@ -115,11 +94,10 @@ class Mahalanobis:
 @torch.no_grad()
 def reconstruction_error(map: LatentMap, images, batch_size: int = 128) -> Tensor:
     """Per image mean over pixels of (D(E(x)) - x)^2, x as the map sees it (e.g. RGB -> gray)."""
-    out = []
-    for x in _image_batches(images, batch_size, map.device):
-        x = map.check_images(x).to(map.device, map.dtype)
-        out.append((map.decode(map.encode(x)) - x).float().pow(2).flatten(1).mean(1).cpu())
-    return torch.cat(out)
+    x = as_float_images(images)
+    z = encode_images(map, x, batch_size)
+    seen = map.check_images(x).cpu()  # as the map sees it (e.g. RGB -> luminance)
+    return (decode_latents(map, z, batch_size, clamp=False) - seen).pow(2).flatten(1).mean(1)
 
 
 #: Floats of recorded trajectory held at once (256 MB): seeds are scored in chunks of this size.

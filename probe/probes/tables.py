@@ -14,6 +14,8 @@ import torch
 
 from ..errors import ProbeError
 
+__all__ = ["Stat", "mean_ci", "paired", "verdict", "markdown_table"]
+
 
 @dataclass(frozen=True)
 class Stat:
