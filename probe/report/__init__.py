@@ -27,7 +27,7 @@ SECTIONS = {
     "compare": ("probe.report.compare", "Model comparison"),
     "basins": ("probe.report.basins", "Basins of images"),
     "memorization": ("probe.report.memorization", "Memorization"),
-    "features": ("probe.report.generic", "Feature probe"),
+    "features": ("probe.report.features", "Feature probe"),
     "other": ("probe.report.generic", "Result"),
 }
 

@@ -130,3 +130,12 @@ def memorization_folder(built):
         rows.append({"k": k, "train_mse": 0.1 / k, "test_mse": 0.12 / k, "measure": one.facts, "counts": counts})
     study = MemorizationStudy({"dataset": "random", "epochs": 0, "n_seeds": 8, "n_train": 24}, rows)
     return study.save(built["root"] / "memorization")
+
+
+@pytest.fixture(scope="session")
+def features_folder(built, toy):
+    from probe.field import FieldConfig
+    from probe.probes.features import FeaturesConfig, find_feature_images
+
+    cfg = FeaturesConfig(feature=0, top_basins=2, gallery=4, field=FieldConfig(max_steps=200, power_iters=4))
+    return find_feature_images(toy, images(toy, 30, 7), cfg).save(built["root"] / "features")

@@ -63,3 +63,12 @@ def test_a_folder_of_results_gets_one_page_with_every_section(built, dictionary_
     assert kinds[:3] == ["attractors", "dictionary", "ood"]  # attractor sets first
     assert kinds[-1] == "files" and "notes.md" in page.all_text
     assert "<b>2</b>" in path.read_text()  # markdown beside the results is rendered
+
+
+def test_features_page(features_folder, tmp_path):
+    page = check_page(write_report(features_folder, tmp_path / "f.html"))
+    text = page.all_text
+    assert "feature 0: top 2 basins by K at the attractor" in text and "K = 0" in text
+    assert "activation of K" in (tmp_path / "f.html").read_text()
+    # per basin up to 4 images and 3 decoded attractors, plus the figure
+    assert 2 * 3 + 1 <= page.tags["img"] <= 2 * (4 + 3) + 1
