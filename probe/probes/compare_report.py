@@ -70,7 +70,8 @@ class ComparisonReport(Result):
         return (f"- **{s}** = `{m['spec']}` ({m['map']['name']}; latent {tuple(m['latent_shape'])}, images "
                 f"{m['channels']} x {m['resolution']} px): {a['n_fixed_points']} fixed points, {a['n_stable']} stable, "
                 f"from {a['n_seeds']} seeds (merge cosine > {self.config['field']['merge_threshold']}); dynamics "
-                f"{a['verdict']}; dictionary = {a['n_atoms']} {what}")
+                f"{a['verdict']}; dictionary = {a['n_atoms']} {what}"
+                + (f" (NOTE: {a['other_model']})" if a.get("other_model") else ""))
 
     def _row3(self, name: str, space: str, measure: str, ref: str | None, digits: int = 4) -> list[str]:
         ab, ba = self.stat((space, "A->B", measure)), self.stat((space, "B->A", measure))

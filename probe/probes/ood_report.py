@@ -61,6 +61,8 @@ class OODReport(Result):
     def notes(self) -> list[str]:
         """Plain statements of where the trajectory score fails, inverts or could not converge."""
         m, notes, a = self.metrics(), [], self.info["attractors"]
+        if a.get("other_model"):
+            notes.append(f"{a['other_model']}: Z*_train is that model's, not {self.map.get('name')}'s.")
         if a.get("diagnosis"):
             notes.append(f"attractor search from {a.get('n_seeds')} training latents: {a['diagnosis']}")
         if a.get("reference") == "end points":

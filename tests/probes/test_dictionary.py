@@ -255,3 +255,23 @@ def test_yaml_config_fills_the_dataclass(tmp_path):
     (tmp_path / "bad.yaml").write_text("dictionary:\n  sparsness: 0.1\n")
     with pytest.raises(ProbeError, match="unknown setting.*sparsness"):
         build(DictionaryConfig, tmp_path / "bad.yaml")
+
+
+def test_cli_refuses_another_models_attractors_unless_allowed(tiny_model_and_set, tmp_path, capsys):
+    from probe.cli.main import main
+    from probe.field import find_attractors
+    from probe.maps.convae import ConvAE
+
+    model, data = tiny_model_and_set
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        other = ConvAE(width=4, bottleneck=4)
+    find_attractors(other, n_seeds=6, max_steps=30, power_iters=3, probe_points=1).save(tmp_path / "theirs")
+    args = ["dictionary", model, "--datasets", data, "--attractors", str(tmp_path / "theirs"), "--n-images", "10",
+            "--bases", "attractors,orthogonal", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-other-model" in err[0]
+    assert main([*args, "--out", str(tmp_path / "b"), "--allow-other-model"]) == 0
+    assert "NOTE: the attractor set given as the dictionary was made by another model" in (
+        tmp_path / "b" / "dictionary.md").read_text()

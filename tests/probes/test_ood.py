@@ -135,6 +135,26 @@ def test_score_separates_far_points_and_report_roundtrip(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_reference_from_another_model_is_refused_unless_allowed():
+    from probe.field import find_attractors
+
+    m, other = two_well_map(), probe.wrap(lambda x: x.reshape(len(x), 2), lambda z: 0.5 * z.reshape(len(z), 2, 1, 1),
+                                          (2,), image_channels=2, check_inputs=False, name="halving")
+    g = torch.Generator().manual_seed(3)
+    train = as_images(ATTRACTORS[torch.randint(0, 2, (20,), generator=g)] + 0.3 * torch.randn(20, 2, generator=g))
+    cfg = OODConfig(n_train=20, n_test=10, knn_k=3, field=FieldConfig(power_iters=2, probe_points=0))
+    theirs = find_attractors(other, cfg.field, seeds=train.reshape(20, 2), max_steps=50)
+    with pytest.raises(ProbeError, match="made by 'halving'.*--allow-other-model"):
+        run_ood(m, train, train[:10], {"far": as_images(torch.randn(10, 2) + 6)}, cfg, reference=theirs)
+    report = run_ood(m, train, train[:10], {"far": as_images(torch.randn(10, 2) + 6)}, cfg, reference=theirs,
+                     allow_other_model=True)
+    assert "halving" in report.info["attractors"]["other_model"]
+    assert "another model (halving)" in report.to_markdown()
+    ours = find_attractors(m, cfg.field, seeds=train.reshape(20, 2))
+    assert run_ood(m, train, train[:10], {"far": as_images(torch.randn(10, 2) + 6)}, cfg,
+                   reference=ours).info["attractors"]["other_model"] is None
+
+
 def test_expansive_map_scores_against_end_points():
     """No seed of f(z) = 1.5 z converges: the report says the reference is end points, not attractors."""
     m = probe.wrap(lambda x: x.reshape(len(x), 2), lambda z: 1.5 * z.reshape(len(z), 2, 1, 1), (2,),
