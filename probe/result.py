@@ -25,6 +25,7 @@ in the tensor file's header, so a folder whose two files do not belong together 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import typing
@@ -55,6 +56,7 @@ _REGISTRY: dict[str, type[Result]] = {}
 R = TypeVar("R", bound="Result")
 
 
+@functools.lru_cache(maxsize=1)
 def _probe_version() -> str:
     try:
         from importlib.metadata import version
