@@ -53,7 +53,8 @@ class FieldConfig:
     merge_threshold: float = field(0.99, "cosine above which (or distance below which) end points merge")
     solver: str = field("plain", "'plain' iteration (the paper's; it defines the basins), 'anderson' (safeguarded, "
                                  "end points re-verified) or 'mixed' (bf16/fp16 iteration, then an fp32 polish)")
-    dtype: str | None = field(None, "dtype of the iteration: fp32, fp64, bf16, fp16 (default: the map's)")
+    dtype: str | None = field(None, "dtype f computes in: fp32, fp64, bf16, fp16 (default: the map's; for 'mixed' "
+                                    "the low dtype before the polish, default bf16)")
     compile: bool = field(False, "torch.compile f = E(D(z)) (pays off on a GPU for long runs)")
     batch_size: int | None = field(None, "seeds iterated at once (default: sized from free memory)")
     device: str | None = field(None, "cpu, cuda or cuda:N (default: where the map is)")
@@ -104,6 +105,8 @@ class FieldConfig:
         """tol, max_steps and dtype filled from the map's family and parameters: what a result records."""
         d = family_defaults(map)
         dtype = self.dtype
+        if dtype is None and self.solver == "mixed":
+            dtype = "bf16"  # the dtype mixed iterates in before its polish in the map's own dtype
         if dtype is None:
             dtype = {"torch.float64": "fp64", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(
                 str(getattr(map, "dtype", "torch.float32")), "fp32")

@@ -58,6 +58,9 @@ class CycleWatch:
         step was a plain f-step (an anchor of any other row is dropped)."""
         if not self.on:
             return None
+        check = wall_step % CHECK_EVERY == 0
+        if not (self.exact or check):
+            return None
         found = None
         t1 = rows["step"] + 1  # fz is z_{t+1}
         if self.exact:
@@ -75,7 +78,7 @@ class CycleWatch:
                 self._anchor(rows, due & ~cycle, fz, res, t1, 0)  # still shrinking: back to stage 1
                 if bool(cycle.any()):
                     found = (cycle, p)
-        if wall_step % CHECK_EVERY == 0:
+        if check:
             p, a_step = rows["return_period"], rows["anchor_step"]
             lag = t1 - a_step
             anchored = a_step >= 0

@@ -158,8 +158,14 @@ class Engine:
         return fz if fz.dtype == self.dtype else fz.to(self.dtype)
 
     # -- one step -------------------------------------------------------------------
-    @torch.no_grad()
     def step(self) -> int:
+        """One step of every active seed; returns how many seeds stopped."""
+        if torch.is_grad_enabled():  # the run loop turns grad off once; a direct call gets it here
+            with torch.no_grad():
+                return self._step()
+        return self._step()
+
+    def _step(self) -> int:
         """One step of every active seed; returns how many seeds stopped.
 
         Kept lean (a handful of tensor ops beyond f): the relative-step history is written

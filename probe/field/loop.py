@@ -32,7 +32,10 @@ def expected_evals(engine) -> int:
         res = engine.last_res.double().cpu().clamp_min(1e-300)
         r0 = o["first_residual"][rows["seed"].cpu()].double().pow(2).clamp_min(1e-300)
         rate = (res.log() - r0.log()) / t.clamp_min(1)            # log residual per step (< 0: shrinking)
-        need = torch.where(rate < -1e-9, (math.log(engine.tol) - res.log()) / rate, torch.full_like(t, m))
+        # rows without a decay to go by yet take the finished seeds' mean (or the budget, before any finished)
+        fallback = (float(finished.mean()) if len(finished) else float(m)) - t
+        known = (rate < -1e-9) & (t >= 2)
+        need = torch.where(known, (math.log(engine.tol) - res.log()) / rate.clamp(max=-1e-9), fallback)
         need = torch.nan_to_num(need, nan=m, posinf=m).clamp_min(1)
         total = torch.minimum(t + need, torch.full_like(t, m))
         remaining = float((total - t).clamp_min(0).sum())
@@ -50,24 +53,12 @@ def run(engine, progress: bool = False, every: int = 0, save: Callable | None = 
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max(1, expected_evals(engine)), initial=engine.f_evals, unit="eval", unit_scale=True,
-                   desc=desc, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=None, initial=engine.f_evals, unit="eval", unit_scale=True, desc=desc,  # total: once seen
+                   dynamic_ncols=True, file=sys.stderr)
     t0, base, evals0 = time.perf_counter(), engine.elapsed, engine.f_evals
-    shown = t0
     try:
-        while not engine.done:
-            engine.step()
-            now = time.perf_counter()
-            engine.elapsed = base + now - t0
-            if bar is not None and now - shown > 0.5:
-                shown = now
-                bar.total = max(engine.f_evals, expected_evals(engine))
-                bar.n = engine.f_evals
-                bar.set_postfix(done=f"{engine.next_seed - engine.n_active}/{len(engine.z0)}",
-                                evals_s=f"{(engine.f_evals - evals0) / max(now - t0, 1e-9):.3g}", refresh=False)
-                bar.refresh()
-            if save is not None and every and engine.wall_steps % every == 0 and not engine.done:
-                save(engine)
+        with torch.no_grad():
+            _steps(engine, bar, save, every, t0, base, evals0)
     except KeyboardInterrupt:
         if save is not None:
             save(engine)
@@ -76,5 +67,23 @@ def run(engine, progress: bool = False, every: int = 0, save: Callable | None = 
         if bar is not None:
             if engine.done:
                 bar.total = bar.n = engine.f_evals
+                bar.set_postfix(done=f"{len(engine.z0)}/{len(engine.z0)}", refresh=False)
             bar.close()
     return time.perf_counter() - t0
+
+
+def _steps(engine, bar, save, every: int, t0: float, base: float, evals0: int) -> None:
+    shown = t0
+    while not engine.done:
+        engine.step()
+        now = time.perf_counter()
+        engine.elapsed = base + now - t0
+        if bar is not None and now - shown > 0.5:
+            shown = now
+            bar.total = max(engine.f_evals, expected_evals(engine))
+            bar.n = engine.f_evals
+            bar.set_postfix(done=f"{engine.next_seed - engine.n_active}/{len(engine.z0)}",
+                            evals_s=f"{(engine.f_evals - evals0) / max(now - t0, 1e-9):.3g}", refresh=False)
+            bar.refresh()
+        if save is not None and every and engine.wall_steps % every == 0 and not engine.done:
+            save(engine)

@@ -67,3 +67,15 @@ def test_batching_and_empty_input():
     z = torch.randn(5, 6)
     assert torch.allclose(spectral_radius(m, z), spectral_radius(m, z, batch_size=2), rtol=1e-5)
     assert spectral_radius(m, z[:0]).shape == (0,)
+
+
+def test_the_three_jvps_agree_on_a_smooth_map():
+    from probe.field.stability import jvp_autograd, jvp_fd, jvp_reverse
+
+    torch.manual_seed(0)
+    dec, enc = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh()), torch.nn.Linear(16, 4)
+    m = probe.wrap(enc, dec, (4,), modules=[enc, dec], check_inputs=False).eval()
+    z, v = torch.randn(3, 4), torch.randn(3, 4)
+    ad = jvp_autograd(m, z, v)
+    assert torch.allclose(jvp_reverse(m, z, v), ad, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(jvp_fd(m, z, v), ad, rtol=1e-2, atol=1e-3)
