@@ -117,9 +117,9 @@ def augment(x: Tensor, how: str, gen: torch.Generator) -> Tensor:
 def _load_sets(cfg: TrainConfig):
     from .data import load_images
 
-    kw = dict(resolution=cfg.image_size, channels=cfg.image_channels)
-    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train, seed=cfg.seed, **kw)
-    test_set = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.seed, **kw)
+    size, chans = cfg.image_size, cfg.image_channels
+    train_set = load_images(cfg.dataset, split="train", n=cfg.n_train, seed=cfg.seed, resolution=size, channels=chans)
+    test_set = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.seed, resolution=size, channels=chans)
     return train_set, test_set
 
 

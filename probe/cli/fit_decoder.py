@@ -52,7 +52,7 @@ def _json_arg(text: str | None) -> dict | None:
 
 def run(args) -> int:
     from ..data import load_images
-    from ..maps.clip import fit_surrogate
+    from ..maps.clip import OpenClipEncoder, fit_surrogate
     from ..maps.registry import load
     from ..maps.surrogate import FitConfig
 
@@ -62,6 +62,9 @@ def run(args) -> int:
     if str(args.spec).startswith("open_clip:"):
         opts = {"latent": args.latent, "model_cfg": _json_arg(args.model_cfg), "cache_dir": args.cache_dir}
     encoder = load(args.spec, **opts)
+    if not isinstance(encoder, OpenClipEncoder):
+        raise ProbeError(f"fit-decoder fits a decoder to an encoder without one (open_clip:...); {args.spec} loads "
+                         f"to a {type(encoder).__name__}, which has its own decoder")
     images = load_images(cfg.images, split=cfg.split, n=cfg.n_images, seed=cfg.seed)
     flags.note(args, f"fitting a {cfg.resolution} px decoder to {encoder.name} on {len(images)} images of "
                      f"{images.name} ({cfg.epochs} epochs, consistency {cfg.consistency}, {cfg.device})")

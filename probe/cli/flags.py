@@ -21,8 +21,9 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import apply, flag_specs, yaml_values
 from ..errors import ConfigError, ProbeError
@@ -34,6 +35,7 @@ __all__ = ["add_config_flags", "add_model_flags", "add_field_flags", "add_data_f
 FLAG_NAMES = {"n_seeds": "--seeds"}  # "N seeds", as the paper says it
 RESIZE = ("bilinear", "bicubic", "lanczos", "nearest", "none")
 PREFIX = "cfg."  # dest of a config flag: cfg.field.tol
+T = TypeVar("T")
 
 
 def flag_of(name: str) -> str:
@@ -197,8 +199,8 @@ def record_command(args: argparse.Namespace, out: Path, config: Any = None, **ex
     from ..io import save_json
 
     manifest = {"command": command_line(args), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "versions": versions(), "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config)
-                else config, **extra}
+                "versions": versions(), "config": dataclasses.asdict(config)
+                if dataclasses.is_dataclass(config) and not isinstance(config, type) else config, **extra}
     return save_json(Path(out) / "manifest.json", manifest)
 
 
@@ -239,14 +241,28 @@ def note(args: argparse.Namespace, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def output_folder(args: argparse.Namespace, out: Path, settings: dict):
+class _Folder:
+    """An OutputFolder as a ``with`` block that never swallows an error (so type checkers know it)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self.inner.__exit__(*exc)
+
+
+def output_folder(args: argparse.Namespace, out: Path, settings: dict) -> _Folder:
     """The command's :class:`probe.io.OutputFolder` (checked, locked, keyed by ``settings``)."""
     from ..io import IGNORED, OutputFolder
 
-    return OutputFolder(out, settings, overwrite=getattr(args, "overwrite", False), ignore=(*IGNORED, "image_batch"))
+    return _Folder(OutputFolder(out, settings, overwrite=getattr(args, "overwrite", False),
+                                ignore=(*IGNORED, "image_batch")))
 
 
-def reuse(args: argparse.Namespace, folder, load):
+def reuse(args: argparse.Namespace, folder, load: Callable[[], T]) -> T | None:
     """In an output folder: the finished result (``load()``), said so; else None, saying what resumes."""
     if folder.note:
         note(args, folder.note)

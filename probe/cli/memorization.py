@@ -67,9 +67,11 @@ def _one(args, cfg) -> int:
     with flags.output_folder(args, out, settings) as folder:
         result = flags.reuse(args, folder, lambda: Memorization.load(out))
         if result is None:
-            kw = dict(resolution=model.image_size, channels=model.image_channels)
-            train = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.field.seed, **kw)
-            test = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.field.seed, **kw)
+            size, chans = model.image_size, model.image_channels
+            train = load_images(cfg.dataset, split="train", n=cfg.n_train or None, seed=cfg.field.seed,
+                                resolution=size, channels=chans)
+            test = load_images(cfg.dataset, split="test", n=cfg.n_test, seed=cfg.field.seed, resolution=size,
+                               channels=chans)
             keep: dict = {}
             result = measure(model, train, test, mcfg, out=folder.path, progress=not args.quiet, keep=keep,
                              overwrite=args.overwrite)

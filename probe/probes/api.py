@@ -79,8 +79,10 @@ def compare(model_a: Any, model_b: Any, cfg: Any = None, *, attractors_a: Any = 
 
     a = _map(model_a)
     b = a if model_b is model_a or model_b == model_a else _map(model_b)
-    specs = tuple(str(m) if isinstance(m, (str, Path)) else getattr(m, "name", side)
-                  for m, side in ((model_a, "A"), (model_b, "B")))
+    def spec(m: Any, side: str) -> str:
+        return str(m) if isinstance(m, (str, Path)) else str(getattr(m, "name", side))
+
+    specs = (spec(model_a, "A"), spec(model_b, "B"))
     return run(a, b, _config(CompareConfig, cfg, overrides), attractors_a=attractors_a, attractors_b=attractors_b,
                specs=specs, out=out, log=log, progress=progress)
 

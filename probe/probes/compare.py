@@ -173,9 +173,9 @@ def compare(map_a: LatentMap, map_b: LatentMap, cfg: CompareConfig | None = None
     models = {s: {"spec": str(specs[i]), "map": maps[s].describe(), "resolution": res[s],
                   "latent_shape": list(shapes[s]), "channels": maps[s].image_channels, "atoms": info[s],
                   "field": sets[s].config, "model": model_of(maps[s])} for i, s in enumerate(SIDES)}
-    values: dict[str, Tensor] = {}
+    values: dict[tuple, Tensor] = {}
     scalars: dict[str, Any] = {}
-    images = {s: _u8(decode_latents(maps[s], atoms[s][:cfg.max_grid].reshape(-1, *shapes[s]), cfg.image_batch))
+    images: dict[str | tuple, Tensor] = {s: _u8(decode_latents(maps[s], atoms[s][:cfg.max_grid].reshape(-1, *shapes[s]), cfg.image_batch))
               for s in SIDES}
     if shared:
         _latent_space(sets, info, cfg, values, scalars, log)

@@ -158,9 +158,10 @@ def evaluate_dataset(map: LatentMap, name: str, images, atoms: Tensor, atoms_inf
         bases["pca"] = [(m, pca_reference(z[~m], n_atoms, dev)) for m in (half, ~half)]
         pca_fit = f"2-fold cross-fit on the {len(z)} test images (no train split)"
     ae = decode_latents(map, z.reshape(-1, *shape), bs)
-    values = {(name, AE, m): v for m, v in _metrics(x, ae, z, z).items()}
+    values: dict[tuple, Tensor] = {(name, AE, m): v for m, v in _metrics(x, ae, z, z).items()}
     n_ex = min(cfg.n_examples, len(x))
-    examples = {(name, "original"): _as_uint8(x[:n_ex]), (name, AE): _as_uint8(ae[:n_ex])} if n_ex else {}
+    examples: dict[tuple, Tensor] = {(name, "original"): _as_uint8(x[:n_ex]), (name, AE): _as_uint8(ae[:n_ex])} \
+        if n_ex else {}
     atoms_per = {b: min(B.shape[1] for _, B in parts) for b, parts in bases.items()}
     # the same non-zero count for every basis (never more than the latent has dimensions); the
     # unmerged end points are a dictionary of their own size and get their own 5%
@@ -250,7 +251,7 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
                 f"coded as atoms too")
     reports = []
     for spec in datasets:
-        if spec in done:
+        if spec in done and out is not None:
             r = done[spec]
             _check_resume(r, cfg, map, atoms_info, out / "datasets" / slug(spec), ends is not None)
             if log:

@@ -81,9 +81,12 @@ def zero_shot_probs(images, model, labels: Sequence[str], templates: Sequence[st
     if isinstance(images, ImageSet):
         images = images.float()
     images = enc.check_images(images)
-    weights = build_zero_shot_classifier(enc.clip, tok, labels, templates, num_classes_per_batch=10,
+    clip = enc.clip
+    if clip is None:
+        raise ProbeError(f"{enc.name} was loaded without its text tower; load it with keep_text=True")
+    weights = build_zero_shot_classifier(clip, tok, labels, templates, num_classes_per_batch=10,
                                          device=enc.device)  # [d, L], unit columns
-    scale = enc.clip.logit_scale.exp().float() if hasattr(enc.clip, "logit_scale") else torch.tensor(100.0)
+    scale = clip.logit_scale.exp().float() if hasattr(clip, "logit_scale") else torch.tensor(100.0)
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(enc.device, enc.dtype)

@@ -152,12 +152,10 @@ def measure(map: LatentMap, train_images, test_images, cfg: MeasureConfig = Meas
     decoded: dict[str, Tensor] = {}
     for source in SOURCES:
         folder = Path(out) / f"attractors_{source}" if out is not None else None
-        kw = dict(progress=progress, overwrite=overwrite, what=f"attractors from {source}")
-        if source == "noise":
-            data = data_seeds["train"] if cfg.field.seed_dist == "data" else None
-            aset = search_or_reuse(map, cfg.field, folder, data_latents=data, **kw)
-        else:
-            aset = search_or_reuse(map, cfg.field, folder, seeds=data_seeds[source], **kw)
+        data = data_seeds["train"] if source == "noise" and cfg.field.seed_dist == "data" else None
+        aset = search_or_reuse(map, cfg.field, folder, seeds=None if source == "noise" else data_seeds[source],
+                               data_latents=data, progress=progress, overwrite=overwrite,
+                               what=f"attractors from {source}")
         if keep is not None:
             keep[source] = aset
         pts = aset.attractors

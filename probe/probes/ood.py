@@ -95,6 +95,7 @@ class OODDetector:
         AttractorSet; one of another model is refused unless ``allow_other_model``)."""
         res = int(train_images.resolution[0] if hasattr(train_images, "resolution") else train_images.shape[-1])
         fcfg = config.field.replace(resolution=res).resolve(map)
+        assert fcfg.tol is not None and fcfg.max_steps is not None  # resolve() fills both
         score_steps = int(config.score_steps or fcfg.max_steps)
         z = encode_images(map, train_images, config.image_batch).to(map.device)
         note = None

@@ -120,6 +120,8 @@ def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: fl
     scores, steps, status, first = [], [], [], []
     for i in range(0, len(z0), chunk):
         traj = iterate(map, z0[i:i + chunk], tol=tol, max_steps=max_steps, record=True)
+        if traj.path is None or traj.path_len is None:
+            raise ProbeError("the iteration recorded no path (record=True was not honoured)")
         path = traj.path.reshape(len(traj.path), traj.path.shape[1], -1)
         n, n_pts = path.shape[:2]
         dist = nearest_distance(path.reshape(n * n_pts, d), attractors).reshape(n, n_pts).cpu()

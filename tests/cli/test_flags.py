@@ -1,6 +1,7 @@
 """The shared flag groups: generated from the configs, one precedence rule, one-line errors, --json/--quiet."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 
@@ -121,7 +122,7 @@ def test_quiet_prints_nothing_and_a_rerun_reuses_the_result(model_dir, tmp_path,
 
 def test_default_output_folders_differ_between_models(tmp_path):
     def out(*specs):
-        return resolve_out(type("A", (), {"out": None})(), "compare", *specs)
+        return resolve_out(argparse.Namespace(out=None), "compare", *specs)
 
     assert str(out("builtin:fmnist-k16")) == "compare-out/fmnist-k16"
     a, b = out(str(tmp_path / "x" / "model")), out(str(tmp_path / "y" / "model"))

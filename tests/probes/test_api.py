@@ -1,12 +1,14 @@
 """The front door: each probe as one function with keyword overrides of its config or its FieldConfig."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
 from probe.probes import api
 
-FAST = dict(max_steps=40, power_iters=3, probe_points=1)
+FAST: dict[str, Any] = dict(max_steps=40, power_iters=3, probe_points=1)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import types
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,7 +52,7 @@ def subspace_set(tmp_path):
     return m, atoms, str(path)
 
 
-CFG = dict(n_images=100, sparsity=1.0, image_batch=50, n_examples=4)
+CFG: dict[str, Any] = dict(n_images=100, sparsity=1.0, image_batch=50, n_examples=4)
 
 
 def test_nonzeros_follow_the_paper():
@@ -112,7 +114,8 @@ def test_report_round_trip_table_csv_and_figures(subspace_set, tmp_path):
     row = next(r for r in rows if r["basis"] == "orthogonal" and r["sparsity"] == "1.0" and r["metric"] == "mse")
     assert float(row["mean"]) == pytest.approx(s.mean) and float(row["hi"]) == pytest.approx(s.hi)
     for draw, name in ((rep.plot, "curve.png"), (rep.plot_reconstructions, "grid.png")):
-        assert draw(tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+        saved = draw(tmp_path / name)
+        assert isinstance(saved, Path) and saved.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_intervals_are_student_t():
