@@ -17,7 +17,6 @@ skipped without it). Writes benchmarks/results/bench_field.md and .csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import shlex
@@ -42,8 +41,9 @@ def fashion(n: int, split: str = "test") -> torch.Tensor:
 
 def fc_vae(epochs: int = 3):
     """An FC autoencoder of the MNIST-VAE size (784-400-20-400-784), trained a few seconds on Fashion-MNIST."""
-    import probe
     from torch import nn
+
+    import probe
 
     with torch.random.fork_rng():
         torch.manual_seed(0)

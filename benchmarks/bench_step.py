@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         vs = variants(m, device, args.compile != "off")
         sec, warm = time_variants(vs, z, repeats, device)
         base = sec.get("eager fp32")
-        for vname, fm in vs:
+        for vname, _ in vs:
             s = sec[vname]
             ok = isinstance(s, float)
             rate = batch / s if ok else float("nan")

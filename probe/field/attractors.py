@@ -9,21 +9,18 @@ seeds of an unstable one are redone by plain iteration, so no saddle is reported
 """
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..errors import ProbeError
 from ..maps.base import LatentMap
 from ..result import Result, model_fingerprint
 from . import distributed
+from .assemble import run_search
 from .config import FieldConfig
 from .diagnose import Diagnosis
-from .assemble import run_search
 from .status import CONVERGED, STATUS
 
 __all__ = ["AttractorSet", "find_attractors"]
@@ -108,7 +105,7 @@ class AttractorSet(Result):
                 "summary": self.summary()}
 
     @classmethod
-    def _from_saved(cls, tensors: dict, meta: dict) -> "AttractorSet":
+    def _from_saved(cls, tensors: dict, meta: dict) -> AttractorSet:
         diag = Diagnosis.from_meta(meta["diagnosis"], tensors["median_rel_step"])
         timing = dict(meta["timing"])
         timing.setdefault("f_evals", timing.get("n_evals", 0))

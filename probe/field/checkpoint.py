@@ -17,6 +17,8 @@ import torch
 from ..errors import ProbeError
 from ..io import load_tensors, save_tensors
 
+__all__ = ["path_for", "tensor_digest", "fingerprint", "save", "resume", "clear"]
+
 FOLDER = "checkpoint"
 KEY = "probe_checkpoint"
 

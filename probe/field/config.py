@@ -18,6 +18,8 @@ from typing import Any
 from ..config import field
 from ..errors import ConfigError
 
+__all__ = ["FieldConfig", "family_defaults", "SOLVERS", "DTYPES", "MERGE_RULES", "SEED_DISTS"]
+
 MERGE_RULES = ("cosine", "euclidean")
 SEED_DISTS = ("normal", "data")
 SOLVERS = ("plain", "anderson", "mixed")

@@ -17,8 +17,8 @@ points. Each verdict must be earned:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -49,7 +49,7 @@ class Diagnosis:
                 "rho_end": self.rho_end.tolist()}
 
     @classmethod
-    def from_meta(cls, meta: dict, curve: Tensor) -> "Diagnosis":
+    def from_meta(cls, meta: dict, curve: Tensor) -> Diagnosis:
         return cls(meta["verdict"], meta["line"], meta["fractions"], curve, int(meta["curve_every"]),
                    torch.tensor(meta["rho_start"], dtype=torch.float32),
                    torch.tensor(meta["rho_end"], dtype=torch.float32))

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+__all__ = ["is_distributed", "world", "process_device", "shard", "gather", "broadcast", "barrier"]
+
 
 _SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 

@@ -9,8 +9,8 @@ run continues with the smaller batch.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -199,7 +199,7 @@ def apply_chunked(f: Callable[[Tensor], Tensor], z: Tensor, chunk: int) -> tuple
             chunk = max(1, len(z) // 2)
     parts, lo = [], 0
     while lo < len(z):
-        out, chunk = shrink_on_oom(lambda k: f(z[lo:lo + k]), min(chunk, len(z) - lo), z.device)
+        out, chunk = shrink_on_oom(lambda k, lo=lo: f(z[lo:lo + k]), min(chunk, len(z) - lo), z.device)
         parts.append(out)
         lo += len(out)
     return torch.cat(parts), chunk

@@ -15,6 +15,8 @@ from torch import Tensor
 
 from ..errors import ProbeError
 
+__all__ = ["merge_end_points", "RULES"]
+
 RULES = {
     "cosine": "cosine similarity > threshold (the paper: 0.99)",
     "euclidean": "Euclidean distance <= threshold",

@@ -31,7 +31,7 @@ def plot_set(result, map, path: Path | None = None, max_points: int = 64):
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, title in zip(axes.flat, images, titles):
+    for ax, img, title in zip(axes.flat, images, titles, strict=False):
         img = img.permute(1, 2, 0).numpy()
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
                   vmin=0, vmax=1)

@@ -14,6 +14,8 @@ from torch import Tensor
 
 from ..errors import ProbeError
 
+__all__ = ["gaussian_seeds", "data_stats", "BLOCK"]
+
 BLOCK = 256
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from ..errors import ProbeError
 from ..maps.base import LatentMap
+
+__all__ = ["spectral_radius", "choose_jvp", "jvp_autograd", "jvp_reverse", "jvp_fd", "METHODS"]
 
 METHODS = ("auto", "autograd", "reverse", "fd")
 

@@ -21,7 +21,7 @@ def test_shards_cover_the_seeds_in_order():
     for n, size in ((10, 3), (2, 4), (4096, 7)):
         parts = [shard(n, r, size) for r in range(size)]
         assert parts[0][0] == 0 and parts[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
         assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
 
 

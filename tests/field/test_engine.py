@@ -1,14 +1,14 @@
 """The one entry point's contract: config resolution, dtypes, numpy seeds, device, threads, progress, resume."""
 from __future__ import annotations
 
-import io
 import contextlib
+import io
 
+import field_maps as fm
 import numpy as np
 import pytest
 import torch
 
-import field_maps as fm
 import probe
 from probe.errors import ConfigError, ProbeError
 from probe.field import FieldConfig, find_attractors, iterate

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from field_maps import hopfield
 
 import probe
 from probe.errors import ConfigError
 from probe.field import SOLVERS, find_attractors, iterate
-
-from field_maps import hopfield
 
 
 def slow_linear(dim: int = 16, top: float = 0.95, seed: int = 0):
