@@ -77,8 +77,9 @@ def _what_exists(out: str | None) -> str:
         return f"; nothing was written ({folder} does not exist)"
     roots = [p for p in (folder, staging) if p.is_dir()]
     checkpoints = sorted(str(p) for root in roots for p in root.rglob("checkpoint") if p.is_dir())
-    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")
-                   and p.name not in ("checkpoint", "settings.json")) if folder.is_dir() else []
+    # finished: plain files, and folders holding a saved result (a folder with only a checkpoint is not)
+    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name != "settings.json"
+                   and (p.is_file() or (p / "meta.json").is_file())) if folder.is_dir() else []
     parts = []
     if checkpoints:
         parts.append(f"checkpoint in {', '.join(checkpoints[:3])}: run the same command again to resume")
