@@ -40,21 +40,24 @@ def seeds_of(aset, m):
 
 
 def pick_seeds(aset, n: int) -> list[tuple[int, str]]:
-    """The first seed of each of the largest basins, then one seed per other way of ending."""
+    """The first seed of each of the ``n`` largest basins, one seed per other way of ending, and,
+    when that leaves room (a map with few or no attractors), seeds spread over the rest."""
     from ..field.iterate import STATUS
 
     out = []
     for k in range(min(len(aset), n)):
-        i = int((aset.assignment == k).nonzero().flatten()[0])
-        out.append((i, f"into attractor #{k}"))
+        out.append((int((aset.assignment == k).nonzero().flatten()[0]), f"into attractor #{k}"))
     for code, name in enumerate(STATUS):
-        if name == "converged" or len(out) >= n + 1:
-            continue
         hit = (aset.status == code).nonzero().flatten()
-        if len(hit):
+        if name != "converged" and len(hit):
             out.append((int(hit[0]), name))
-    if not out and len(aset.status):
-        out.append((0, "seed 0"))
+    taken = {i for i, _ in out}
+    for i in torch.linspace(0, len(aset.status) - 1, max(n, 1) + 2).round().long().tolist():
+        if len(out) >= n or i in taken:
+            continue
+        taken.add(i)
+        status = STATUS[int(aset.status[i])] if int(aset.status[i]) < len(STATUS) else "?"
+        out.append((i, status if status != "converged" else f"into attractor #{int(aset.assignment[i])}"))
     return out[: max(n, 1) + 1]
 
 
@@ -86,5 +89,8 @@ def film_strips(aset, m, n: int) -> str:
         cos = float(torch.nn.functional.cosine_similarity(end, again, dim=0))
         check = (f"re-run: {int(traj.steps[row])} steps (saved run: {int(aset.steps[i])}), end point cosine "
                  f"{cos:.6f} to the saved one")
+        if cos < 0.999:
+            check += (" (where J_f stretches space, the rounding of another batch size grows along the trajectory: "
+                      "the re-run shows the same dynamics, not the same end point)")
         out.append(f"<p><b>seed {i}</b> ({H.esc(label)}); {H.esc(check)}</p>" + H.gallery(tiles, cls="strip"))
     return "\n".join(out)
