@@ -88,7 +88,9 @@ def check_resize(method: str) -> str:
 
 def resize(x: Tensor, size: int | tuple[int, int], method: str = "bilinear") -> Tensor:
     """``[B, C, H, W]`` (uint8, or float in [0, 1]) -> ``[B, C, *size]`` with ``method``
-    (:data:`RESIZE_METHODS`); the dtype is kept. ``none`` only checks that the size is right."""
+    (:data:`RESIZE_METHODS`); the dtype is kept. ``none`` only checks that the size is right.
+    Float images keep their device and gradient (except ``lanczos``, done by PIL) and are not
+    clipped (bicubic and Lanczos may overshoot [0, 1] a little; uint8 is rounded and clipped)."""
     check_resize(method)
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     if min(h, w) < 1:
@@ -100,13 +102,15 @@ def resize(x: Tensor, size: int | tuple[int, int], method: str = "bilinear") -> 
                          f"'none'; choose bilinear, bicubic, lanczos or nearest")
     if method == "lanczos":
         return _lanczos(x, h, w)
+    kw = {} if method == "nearest" else {"align_corners": False, "antialias": True}
+    if x.is_floating_point():  # differentiable (the field takes Jacobians through an encoder's resize)
+        return torch.nn.functional.interpolate(x, size=(h, w), mode=method, **kw)  # bicubic may overshoot [0, 1]
     out = torch.empty((*x.shape[:2], h, w), dtype=x.dtype)
     big = max(h, x.shape[-2]) * max(w, x.shape[-1]) * max(1, x.shape[1])
-    step = max(1, 2 ** 24 // big)  # about 64 MB of floats at a time
-    kw = {} if method == "nearest" else {"align_corners": False, "antialias": True}
+    step = max(1, 2 ** 24 // big)  # uint8 sets: about 64 MB of floats at a time
     for i in range(0, len(x), step):
         y = torch.nn.functional.interpolate(x[i:i + step].float(), size=(h, w), mode=method, **kw)
-        out[i:i + step] = y.clamp_(0, 1) if x.is_floating_point() else y.round_().clamp_(0, 255).to(x.dtype)
+        out[i:i + step] = y.round_().clamp_(0, 255).to(x.dtype)
     return out
 
 

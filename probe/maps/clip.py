@@ -192,12 +192,9 @@ class OpenClipEncoder(LatentMap):
 
     def preprocess(self, x: Tensor) -> Tensor:
         """[0, 1] images -> the model's input: centre crop to a square, resize, mean/std normalize."""
-        h, w = x.shape[-2:]
-        if h != w:
-            s = min(h, w)
-            x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode=self.interpolation, align_corners=False, antialias=True)
+        from ..images import crop_square, resize  # the one home of image conversions
+
+        x = resize(crop_square(x), self.input_size, self.interpolation)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def embed(self, x: Tensor) -> Tensor:

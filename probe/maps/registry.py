@@ -148,9 +148,16 @@ def _resolve(spec: str, code_opts: dict, **options) -> LatentMap:
         except Exception as e:  # noqa: BLE001 - a plug-in's sniff is foreign code
             raise ProbeError(f"adapter {a.name!r} failed on {spec!r}: {type(e).__name__}: {e}") from e
         if claimed:
-            return a.load(spec, **(code_opts if a.name == "code" else {}), **options)
-    if code_opts:
-        raise ProbeError(f"model_args / image_size / channels apply to FILE.py:factory specs, not to {spec!r}")
+            if a.name == "code":
+                return a.load(spec, **code_opts, **options)
+            # other families: model_args are the adapter's options (e.g. subfolder=vae); a size or
+            # channel count that contradicts what the model declares is an error, not ignored
+            m = a.load(spec, **{**(code_opts.get("model_args") or {}), **options})
+            for key, attr in (("image_size", "image_size"), ("channels", "image_channels")):
+                want, has = code_opts.get(key), getattr(m, attr, None)
+                if want is not None and has is not None and int(want) != int(has):
+                    raise ProbeError(f"{spec} takes {attr.replace('_', ' ')} {has}, not {want}; drop --{key.replace('_', '-')}")
+            return m
     raise ProbeError(f"unknown model {spec!r}: not FILE.py:factory or package.module:factory, not a local "
                      f"directory, not a Hub id (owner/name), not builtin:<name> (bundled: "
                      f"{', '.join(builtin_names()) or 'none'})")

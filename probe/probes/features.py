@@ -151,7 +151,8 @@ class FeatureReport(Result):
         from matplotlib.figure import Figure
 
         rows = max(1, len(self.top))
-        cols = self.config.get("gallery", 8) + 3
+        shown = max([int((self.gallery_basin == a).sum()) for a in self.top] or [0])
+        cols = max(1, shown) + 3  # no empty columns when basins are small
         fig = Figure(figsize=(tile * cols, tile * rows + 0.6), layout="constrained")
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat:

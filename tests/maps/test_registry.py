@@ -85,3 +85,17 @@ def test_unknown_spec_names_every_kind():
     with pytest.raises(ProbeError, match=r"FILE.py:factory.*Hub id.*builtin:") as e:
         probe.load("no-such-model-anywhere")
     assert "\n" not in str(e.value)
+
+
+def test_model_args_are_adapter_options_for_other_families(clean_registry):
+    seen = {}
+
+    def load(spec, **options):
+        seen.update(options)
+        return probe.wrap(lambda x: x.flatten(1), lambda z: z.view(-1, 1, 4, 4), (16,))
+
+    registry.register_adapter("opts", lambda s: s.startswith("opts:"), load)
+    m = probe.load("opts:x", model_args={"subfolder": "vae"}, image_size=4)
+    assert seen == {"subfolder": "vae"} and m.image_size == 4
+    with pytest.raises(ProbeError, match="takes image size 4, not 8"):
+        probe.load("opts:x", image_size=8)
