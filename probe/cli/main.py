@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = str(e).strip().splitlines() or [type(e).__name__]
         print(f"probe {args.command}: error: {lines[0]}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: nothing of ours failed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"probe {args.command}: interrupted{_what_exists(getattr(args, 'out', None))}", file=sys.stderr)
         return 130
