@@ -96,7 +96,7 @@ def add_model_flags(parser, names: tuple[str, ...] = ("spec",), device_dtype: bo
                             help="model: a local folder, builtin:<name>, a Hub id, ...")
     g = parser.add_argument_group("model")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="option for the model's adapter (repeatable), e.g. --model-arg subfolder=vae")
+                   help="keyword argument of a FILE.py:factory model (repeatable), e.g. --model-arg bottleneck=16")
     g.add_argument("--image-size", type=int, default=None, metavar="PX",
                    help="image size of a model that does not declare one")
     g.add_argument("--channels", type=int, choices=[1, 3], default=None,

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help="measure this one trained model instead of training a sweep")
     g = p.add_argument_group("model")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="option for --model's adapter (repeatable)")
+                   help="keyword argument of a FILE.py:factory --model (repeatable)")
     g.add_argument("--image-size", type=int, default=None, help="image size of a --model that declares none")
     g.add_argument("--channels", type=int, choices=[1, 3], default=None, help="image channels of such a --model")
     flags.add_config_flags(p, MemorizationConfig)
