@@ -23,11 +23,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("memorization", help="memorization coefficient vs bottleneck (trains a sweep, resumable)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="measure this one trained model instead of training a sweep")
-    g = p.add_argument_group("model")
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword argument of a FILE.py:factory --model (repeatable)")
-    g.add_argument("--image-size", type=int, default=None, help="image size of a --model that declares none")
-    g.add_argument("--channels", type=int, choices=[1, 3], default=None, help="image channels of such a --model")
+    flags.add_model_flags(p, names=())  # how --model loads
     flags.add_config_flags(p, MemorizationConfig)
     flags.add_field_flags(p, MemorizationConfig().field)
     flags.add_output_flags(p, "memorization-out/<dataset> (or <model>)")
