@@ -6,6 +6,7 @@ import json
 import torch
 
 from probe.cli.main import main
+from probe.probes.memorization import Memorization
 from probe.result import load_result
 
 
@@ -23,5 +24,5 @@ def test_measure_one_model_from_the_command_line(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["source"] for r in rows] == ["noise", "train", "test"] and rows[0]["seeds"] == 6
     result = load_result(out)
-    assert result.kind == "Memorization" and result.config["field"]["max_steps"] == 50
+    assert isinstance(result, Memorization) and result.config["field"]["max_steps"] == 50
     assert (out / "attractors_noise" / "meta.json").is_file() and (out / "manifest.json").is_file()
