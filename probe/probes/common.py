@@ -142,6 +142,10 @@ def search_or_reuse(map, cfg, folder: Path | None, *, seeds: Tensor | None = Non
         if seeds is not None:
             want["n_seeds"] = len(seeds)
         diff = [k for k in SEARCH_SETTINGS if k in aset.config and aset.config.get(k) != want.get(k)]
+        try:
+            check_same_model(aset, map, what=f"{what} in {folder}")
+        except ProbeError:
+            diff.append("model")
         if not diff:
             if log:
                 log(f"{what}: reusing {folder}")
