@@ -145,12 +145,15 @@ def model_args(items: list[str]) -> dict:
 
 
 def load_model(args: argparse.Namespace, spec: str, field: Any = None):
-    """``probe.load(spec, ...)`` with the model flags; device (and a CUDA check) from the field config."""
+    """``probe.load(spec, ...)`` with the model flags; device (and a CUDA check) and threads from the field config."""
     import torch
 
     from .. import load
 
     device = getattr(field, "device", None) if field is not None else getattr(args, "device", None)
+    threads = getattr(field, "threads", None)
+    if threads:  # a command is its own process: --threads holds for all it computes
+        torch.set_num_threads(int(threads))
     if device and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
     options = {"model_args": model_args(getattr(args, "model_arg", [])) or None,
