@@ -93,8 +93,13 @@ def test_a_small_real_run_with_anderson_bf16_and_two_threads(model_dir, tmp_path
     from probe.field import AttractorSet
 
     out = tmp_path / "out"
-    rc = main(["run", str(model_dir), *QUICK, "--solver", "anderson", "--dtype", "bf16", "--threads", "2",
-               "--out", str(out), "--json"])
+    before = torch.get_num_threads()
+    try:
+        rc = main(["run", str(model_dir), *QUICK, "--solver", "anderson", "--dtype", "bf16", "--threads", "2",
+                   "--out", str(out), "--json"])
+        assert torch.get_num_threads() == 2  # the command's process runs on --threads
+    finally:
+        torch.set_num_threads(before)  # tests share one process
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)  # --json: stdout is one JSON object
     assert summary["config"]["solver"] == "anderson" and summary["config"]["dtype"] == "bf16"
