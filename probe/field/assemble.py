@@ -17,7 +17,7 @@ from .loop import run
 from .merge import RULES, merge_end_points
 from .runtime import check_device, threads
 from .seeds import data_stats, gaussian_seeds
-from .stability import spectral_radius
+from .stability import jvps_per_point, spectral_radius
 from .status import CONVERGED
 
 __all__ = ["run_search"]
@@ -104,7 +104,8 @@ def assemble(map, cfg: FieldConfig, shards: list[dict], seeds, stats, shape, siz
     bs = max(1, min(cfg.batch_size or 64, 256))
     points, counts, assignment = _merge(cfg, cat["status"], cat["end_points"], cat["residuals"], shape)
     rho = spectral_radius(map, points, n_iter=cfg.power_iters, seed=cfg.seed, batch_size=bs)
-    jvps += len(points) * cfg.power_iters
+    per_point = jvps_per_point(shape, cfg.power_iters)
+    jvps += len(points) * per_point
     redone = 0
     if cfg.solver != "plain" and len(points) and not bool((rho < 1).all()):
         # an accelerated solver may land on a saddle: its seeds are redone by plain iteration
@@ -121,7 +122,7 @@ def assemble(map, cfg: FieldConfig, shards: list[dict], seeds, stats, shape, siz
         redone = len(idx)
         points, counts, assignment = _merge(cfg, cat["status"], cat["end_points"], cat["residuals"], shape)
         rho = spectral_radius(map, points, n_iter=cfg.power_iters, seed=cfg.seed, batch_size=bs)
-        jvps += len(points) * cfg.power_iters
+        jvps += len(points) * per_point
     stable = rho < 1
     status, end = cat["status"], cat["end_points"]
     n_conv = int((status == CONVERGED).sum())
@@ -136,7 +137,7 @@ def assemble(map, cfg: FieldConfig, shards: list[dict], seeds, stats, shape, siz
         z0 = torch.cat([_seeds_for(cfg, shape, int(i), int(i) + 1, seeds, stats, dtype) for i in probe])
         both = spectral_radius(map, torch.cat([z0, end[probe]]), n_iter=cfg.power_iters, seed=cfg.seed + 1,
                                batch_size=bs)
-        used["jvps"] = 2 * len(probe) * cfg.power_iters
+        used["jvps"] = 2 * len(probe) * per_point
         return both[: len(probe)], both[len(probe):]
 
     diag = diagnose(status, cat["steps"], median_curve(cat["history"]), curve_step(cfg.n_seeds, cfg.max_steps),

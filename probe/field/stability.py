@@ -7,6 +7,7 @@ resolves a dominant complex pair.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from torch import Tensor
 from ..errors import ProbeError
 from ..maps.base import LatentMap
 
-__all__ = ["spectral_radius", "choose_jvp", "jvp_autograd", "jvp_reverse", "jvp_fd", "METHODS"]
+__all__ = ["spectral_radius", "jvps_per_point", "choose_jvp", "jvp_autograd", "jvp_reverse", "jvp_fd", "METHODS"]
 
 METHODS = ("auto", "autograd", "reverse", "fd")
 
@@ -71,11 +72,11 @@ def _timed(fn, *args):
 
 
 def choose_jvp(map: LatentMap, z: Tensor, v: Tensor, method: str = "auto") -> Callable[[LatentMap, Tensor, Tensor], Tensor]:
-    """The JVP to use. ``auto`` tries both on the first batch: central differences when they
-    agree with forward-mode AD and cost less (on conv nets forward AD costs ~5 f-evaluations,
-    central differences 2), or when AD fails or disagrees with reliable differences (an
-    adapter under ``torch.inference_mode`` drops tangents); else the faster of forward-mode AD and
-    two reverse passes (:func:`jvp_reverse`, both exact)."""
+    """The JVP to use. ``auto`` tries an exact one on the first batch -- two reverse passes
+    (:func:`jvp_reverse`), else forward-mode AD, whose first call costs seconds of setup --
+    and central differences beside it: differences when they agree and cost less, or when
+    the exact JVP fails or disagrees with reliable differences (an adapter under
+    ``torch.inference_mode`` drops gradients and tangents); the exact JVP otherwise."""
     if method not in METHODS:
         raise ProbeError(f"unknown JVP method {method!r}; use one of {', '.join(METHODS)}")
     if method == "autograd":
@@ -84,10 +85,16 @@ def choose_jvp(map: LatentMap, z: Tensor, v: Tensor, method: str = "auto") -> Ca
         return jvp_fd
     if method == "reverse":
         return jvp_reverse
-    try:
-        ad, t_ad = _timed(jvp_autograd, map, z, v)
-    except (RuntimeError, NotImplementedError, TypeError) as e:
-        warnings.warn(f"forward-mode AD failed on {map.name} ({str(e).splitlines()[0][:120]}); "
+    exact = None
+    for candidate in (jvp_reverse, jvp_autograd):
+        try:
+            ad, t_ad = _timed(candidate, map, z, v)
+            exact = candidate
+            break
+        except (RuntimeError, NotImplementedError, TypeError) as e:
+            why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    if exact is None:
+        warnings.warn(f"automatic differentiation failed on {map.name} ({why}); "
                       f"using finite differences for Jacobian-vector products", stacklevel=3)
         return jvp_fd
     fd, t_fd = _timed(jvp_fd, map, z, v)
@@ -96,18 +103,12 @@ def choose_jvp(map: LatentMap, z: Tensor, v: Tensor, method: str = "auto") -> Ca
     fd_noise = float((fd - fd_half).float().norm()) / scale  # differences are reliable when stable under h -> h/2
     err = float((ad - fd).float().norm()) / scale
     if err > 0.3 and fd_noise < 0.05:
-        warnings.warn(f"forward-mode AD disagrees with finite differences on {map.name} (relative error "
-                      f"{err:.2g}); using finite differences", stacklevel=3)
+        warnings.warn(f"automatic differentiation disagrees with finite differences on {map.name} (relative "
+                      f"error {err:.2g}); using finite differences", stacklevel=3)
         return jvp_fd
     if err < 1e-3 and fd_noise < 1e-3 and t_fd < t_ad:
         return jvp_fd
-    try:  # both exact: the faster of forward mode and two reverse passes
-        rev, t_rev = _timed(jvp_reverse, map, z, v)
-        if t_rev < t_ad and float((rev - ad).float().norm()) <= 1e-4 * (float(ad.float().norm()) + 1e-30):
-            return jvp_reverse
-    except (RuntimeError, NotImplementedError, TypeError):
-        pass
-    return jvp_autograd
+    return exact
 
 
 def _arnoldi_radius(jvp, map: LatentMap, z: Tensor, v: Tensor, m: int) -> Tensor:
@@ -130,6 +131,11 @@ def _arnoldi_radius(jvp, map: LatentMap, z: Tensor, v: Tensor, m: int) -> Tensor
     return torch.linalg.eigvals(h[:, :m, :m].cpu()).abs().max(1).values.float()
 
 
+def jvps_per_point(shape: tuple[int, ...], n_iter: int) -> int:
+    """JVPs :func:`spectral_radius` spends on one point of latent ``shape``."""
+    return min(int(n_iter), math.prod(shape))
+
+
 def spectral_radius(map: LatentMap, z: Tensor, n_iter: int = 30, seed: int = 0, method: str = "auto",
                     batch_size: int | None = None) -> Tensor:
     """Spectral radius of J_f at each point of ``z`` [B, *latent_shape] -> [B] (float32, CPU).
@@ -137,8 +143,11 @@ def spectral_radius(map: LatentMap, z: Tensor, n_iter: int = 30, seed: int = 0, 
     ``n_iter`` JVPs per point: the first half are power iterations that turn a random
     vector toward the dominant eigenvectors, the second half build a Krylov basis from
     there (Arnoldi) whose largest Ritz value gives the modulus even for a dominant
-    complex pair, where plain power iteration only oscillates. Points are independent
-    (f acts per sample), so a batch iterates together; ``seed`` fixes the start vectors.
+    complex pair, where plain power iteration only oscillates. A latent of at most
+    ``n_iter`` dimensions needs no power phase: Arnoldi over the whole space (``dim``
+    JVPs) gives the exact spectrum. Points are independent (f acts per sample), so a
+    batch iterates together; ``seed`` fixes the start vectors. :func:`jvps_per_point`
+    says how many JVPs a point costs.
     """
     if z.dim() < 2:
         raise ProbeError(f"points must be [B, *latent_shape], got shape {tuple(z.shape)}")
@@ -156,6 +165,10 @@ def spectral_radius(map: LatentMap, z: Tensor, n_iter: int = 30, seed: int = 0, 
         v = v / _bcast(_norms(v).clamp_min(1e-30), v)
         if jvp is None:
             jvp = choose_jvp(map, zb, v, method)
+        dim = math.prod(z.shape[1:])
+        if dim <= int(n_iter):  # the Krylov space is the whole space after dim steps: exact
+            out.append(_arnoldi_radius(jvp, map, zb, v, dim))
+            continue
         for _ in range(int(n_iter) // 2):
             w = jvp(map, zb, v).detach()
             v = w / _bcast(_norms(w).clamp_min(1e-30), w)
