@@ -113,9 +113,13 @@ def test_report_round_trip_table_csv_and_figures(subspace_set, tmp_path):
     s = mean_ci(rep.per_image(spec, "orthogonal", sparsity=1.0))
     row = next(r for r in rows if r["basis"] == "orthogonal" and r["sparsity"] == "1.0" and r["metric"] == "mse")
     assert float(row["mean"]) == pytest.approx(s.mean) and float(row["hi"]) == pytest.approx(s.hi)
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     for draw, name in ((rep.plot, "curve.png"), (rep.plot_reconstructions, "grid.png")):
         saved = draw(tmp_path / name)
         assert isinstance(saved, Path) and saved.read_bytes()[:4] == b"\x89PNG"
+    assert matplotlib.get_backend() == backend  # figures through matplotlib.figure.Figure: no backend switch
 
 
 def test_intervals_are_student_t():
