@@ -66,6 +66,7 @@ class Anderson:
         self.memory = int(memory or MEMORY)
         self.calm = int(CALM if calm is None else calm)
         self.relax = float(relax or RELAX)
+        self.waiting = False  # some row waits after a refused mixed step (python flag: no work while none does)
         #: after this many steps a seed takes plain steps only (relaxation stops; cycles are watched for)
         self.plain_after = max(200, engine.max_steps // 4)
         self.cycles = CycleWatch(engine.cfg.max_period, engine.tol)
@@ -99,53 +100,72 @@ class Anderson:
         if self.relax == 1.0 and not self._near_tail(a):
             return self._plain_step(a, x, g, r, res, shape)
         finite = torch.isfinite(res)
-        worse = ~finite | (res >= a["prev_res"])
-        reject = a["mixed"] & worse             # the mixed step did not help: back to the plain step
-        ok = finite & ~reject
+        all_finite = bool(finite.all())
+        any_mixed = bool(a["mixed"].any())
+        prev_res = a["prev_res"]
+        if any_mixed:
+            reject = a["mixed"] & (~finite | (res >= prev_res))  # the mixed step did not help: back to the plain step
+            any_reject = bool(reject.any())
+        else:
+            reject, any_reject = torch.zeros_like(finite), False
+        ok = finite & ~reject if any_reject or not all_finite else finite
         small = ok & (res < e.tol)
         converged = small & a["verifying"]
-        prev_res = a["prev_res"]
-        plain = ~a["mixed"]  # cycles of f: only along plain steps
+        plain = ~a["mixed"] if any_mixed else None  # cycles of f: only along plain steps
         if self.relax != 1.0:
-            plain = plain & (a["step"] > self.plain_after)
+            plain = (~a["mixed"]) & (a["step"] > self.plain_after)
         cycle = self.cycles.update(a, g.view(shape), res, e.wall_steps, plain=plain)
 
         w = 1.0 if self.relax == 1.0 else \
             torch.where(a["step"] < self.plain_after, self.relax, 1.0).to(x.dtype)[:, None]  # relaxation per row
-        g_prev = a["prev_z"] + w * a["prev_r"]  # the (relaxed) step from the previous point: the safeguard's fallback
         push = ok & a["has_prev"]
-        if bool(push.any()):
-            rws = push.nonzero().flatten()
+        rws = push.nonzero().flatten()
+        if len(rws):
             slot = (a["history_len"] % self.memory)[rws]
             a["dz_history"][rws, slot] = (x - a["prev_z"])[rws]
             a["dr_history"][rws, slot] = (r - a["prev_r"])[rws]
-            a["history_len"] = torch.where(push, a["history_len"] + 1, a["history_len"])
-        a["history_len"] = torch.where(reject, 0, a["history_len"])
-        a["wait"] = torch.where(reject, a["backoff"], (a["wait"] - 1).clamp_min(0))
-        a["backoff"] = torch.where(reject, (2 * a["backoff"]).clamp(max=MAX_BACKOFF),
-                                   torch.where(a["mixed"] & ok, (a["backoff"] // 2).clamp_min(1), a["backoff"]))
+            a["history_len"] = a["history_len"] + push
+        if self.waiting:
+            a["wait"] = (a["wait"] - 1).clamp_min(0)
+        if any_reject:
+            a["history_len"] = torch.where(reject, 0, a["history_len"])
+            a["wait"] = torch.where(reject, a["backoff"], a["wait"])
+            a["backoff"] = torch.where(reject, (2 * a["backoff"]).clamp(max=MAX_BACKOFF), a["backoff"])
+            self.waiting = True
+        if any_mixed:
+            a["backoff"] = torch.where(a["mixed"] & ok, (a["backoff"] // 2).clamp_min(1), a["backoff"])
         a["calm"] = torch.where(ok & (res < prev_res), a["calm"] + 1, 0)
-        mixing = ok & ~small & (a["history_len"] > 0) & (a["wait"] == 0) & (a["calm"] >= self.calm)
-        x_new = torch.where(small[:, None], g, x + w * r)  # a small residual is re-checked by one plain step
+        mixing = ok & ~small & (a["history_len"] > 0) & (a["calm"] >= self.calm)
+        if self.waiting:
+            mixing &= a["wait"] == 0
+        x_new = torch.where(small[:, None], g, x + w * r) if self.relax != 1.0 else g.clone()
         if bool(mixing.any()):
-            rws = mixing.nonzero().flatten()
-            xm = mix(x[rws], r[rws], a["dz_history"][rws], a["dr_history"][rws], a["history_len"][rws],
+            mrows = mixing.nonzero().flatten()
+            xm = mix(x[mrows], r[mrows], a["dz_history"][mrows], a["dr_history"][mrows], a["history_len"][mrows],
                      beta=1.0)
             bad = ~torch.isfinite(xm).all(1)
-            x_new[rws] = torch.where(bad[:, None], g[rws], xm)
-            mixing[rws[bad]] = False
-        x_new = torch.where(reject[:, None], g_prev, x_new)
-        diverged = ~ok & ~reject
-        x_new = torch.where(diverged[:, None], x, x_new)
-        a["prev_z"] = torch.where(ok[:, None], x, a["prev_z"])
-        a["prev_r"] = torch.where(ok[:, None], r, a["prev_r"])
-        a["prev_res"] = torch.where(ok, res, torch.where(reject, float("inf"), a["prev_res"]))
-        a["has_prev"] = ok | (a["has_prev"] & ~reject)
+            x_new[mrows] = torch.where(bad[:, None], g[mrows], xm)
+            mixing[mrows[bad]] = False
+        end, res_seen = g, res
+        if any_reject:  # back to the previous point and its (relaxed) step, which costs nothing
+            g_prev = a["prev_z"] + w * a["prev_r"]
+            x_new = torch.where(reject[:, None], g_prev, x_new)
+            end = torch.where(reject[:, None], g_prev, g)
+            res_seen = torch.where(reject, prev_res, res)  # a refused step is no divergence
+        if not all_finite:
+            x_new = torch.where((~ok & ~reject)[:, None], x, x_new)
+        if any_reject or not all_finite:
+            a["prev_z"] = torch.where(ok[:, None], x, a["prev_z"])
+            a["prev_r"] = torch.where(ok[:, None], r, a["prev_r"])
+            a["prev_res"] = torch.where(ok, res, torch.where(reject, float("inf"), prev_res))
+            a["has_prev"] = ok | (a["has_prev"] & ~reject)
+        else:
+            a["prev_z"], a["prev_r"], a["prev_res"] = x, r, res
+            a["has_prev"] = ok
         a["mixed"], a["verifying"] = mixing, small & ~converged
         a["z"] = x_new.view(shape)
-        end = torch.where(reject[:, None], g_prev, g).view(shape)
-        res_seen = torch.where(reject, prev_res, res)  # a refused step is no divergence
-        return Step(end=end, res=res_seen, converged=converged, cycle=cycle, rejected=reject)
+        return Step(end=end.view(shape), res=res_seen, converged=converged, cycle=cycle,
+                    rejected=reject if any_reject else None)
 
     def _near_tail(self, a) -> bool:
         """Some row mixed last step, or will be calm enough to mix within ``memory`` steps."""
@@ -168,7 +188,9 @@ class Anderson:
         return Step(end=a["z"], res=res, converged=converged, cycle=cycle)
 
     def state(self) -> dict:
-        return {"watching": self.cycles.watching}
+        return {"watching": self.cycles.watching, "exact": self.cycles.exact, "waiting": self.waiting}
 
     def load_state(self, scalars: dict) -> None:
         self.cycles.watching = bool(scalars.get("watching", True))
+        self.cycles.exact = bool(scalars.get("exact", True))
+        self.waiting = bool(scalars.get("waiting", True))

@@ -60,8 +60,9 @@ class Mixed:
         return Step(end=fz, res=res, converged=converged, cycle=cycle)
 
     def state(self) -> dict:
-        return {"watching": self.cycles.watching, "low_evals": self.low_evals}
+        return {"watching": self.cycles.watching, "exact": self.cycles.exact, "low_evals": self.low_evals}
 
     def load_state(self, scalars: dict) -> None:
         self.cycles.watching = bool(scalars.get("watching", True))
+        self.cycles.exact = bool(scalars.get("exact", True))
         self.low_evals = int(scalars.get("low_evals", 0))

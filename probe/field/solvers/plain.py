@@ -27,7 +27,8 @@ class Plain:
         return Step(end=fz, res=res, cycle=cycle)
 
     def state(self) -> dict:
-        return {"watching": self.cycles.watching}
+        return {"watching": self.cycles.watching, "exact": self.cycles.exact}
 
     def load_state(self, scalars: dict) -> None:
         self.cycles.watching = bool(scalars.get("watching", True))
+        self.cycles.exact = bool(scalars.get("exact", True))
