@@ -7,8 +7,8 @@ This module imports nothing else from probe (maps/ and data/ both build on it).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

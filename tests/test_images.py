@@ -9,7 +9,19 @@ import torch
 from PIL import Image
 
 from probe import ProbeError
-from probe.images import PHOTOS, grid, load_image, luminance, mse, psnr, sample_photo, sample_photos, save_grid, square, to_pil
+from probe.images import (
+    PHOTOS,
+    grid,
+    load_image,
+    luminance,
+    mse,
+    psnr,
+    sample_photo,
+    sample_photos,
+    save_grid,
+    square,
+    to_pil,
+)
 
 
 def test_sample_photo_is_the_real_china_jpg():

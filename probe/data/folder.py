@@ -5,8 +5,8 @@ resolution is given, so a folder of large photos never sits in memory at full si
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

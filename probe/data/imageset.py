@@ -7,8 +7,9 @@ rather than 188 MB, and every transform is exact and reproducible. ``float()`` a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -144,11 +145,11 @@ class ImageSet:
         for i in range(0, len(self), batch_size):
             yield self.images[i:i + batch_size].to(device).to(dtype).div_(255)
 
-    def _with(self, op: str, **changes) -> "ImageSet":
+    def _with(self, op: str, **changes) -> ImageSet:
         return dataclasses.replace(self, ops=[*self.ops, op], **changes)
 
     # -- transforms (each returns a new set) ------------------------------------
-    def take(self, idx) -> "ImageSet":
+    def take(self, idx) -> ImageSet:
         """The images at positions ``idx`` (in that order)."""
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64).reshape(-1)
         return self._with(f"take({len(idx)})", images=self.images[idx].contiguous(),
@@ -156,20 +157,20 @@ class ImageSet:
                           indices=self.indices[idx],
                           names=None if self.names is None else [self.names[int(i)] for i in idx])
 
-    def subset(self, n: int, seed: int = 0) -> "ImageSet":
+    def subset(self, n: int, seed: int = 0) -> ImageSet:
         """``n`` images chosen at random, reproducibly (see :func:`subset_indices`)."""
         idx = subset_indices(len(self), n, seed)
         out = self.take(idx)
         out.ops[-1] = f"subset(n={n}, seed={seed})"
         return out
 
-    def to_channels(self, c: int) -> "ImageSet":
+    def to_channels(self, c: int) -> ImageSet:
         """1 = luminance (0.299 R + 0.587 G + 0.114 B), 3 = gray repeated as RGB."""
         if c == self.channels:
             return self
         return self._with(f"to_channels({c})", images=convert_channels(self.images, c))
 
-    def resize(self, resolution: int, mode: str = "center-crop", filter: str = "bilinear") -> "ImageSet":
+    def resize(self, resolution: int, mode: str = "center-crop", filter: str = "bilinear") -> ImageSet:
         """Square ``resolution`` px: centre crop to a square (or ``stretch``), then resample.
 
         ``filter``: ``bilinear`` (torch, antialiased: torchvision's default), ``bicubic``, ``nearest``,
@@ -181,10 +182,9 @@ class ImageSet:
         return self._with(f"resize({resolution}, mode={mode}, filter={filter})",
                           images=resize_images(self.images, resolution, mode, filter))
 
-    def save(self, path) -> "Path":
+    def save(self, path) -> Path:
         """Write a ``.npz`` that ``load_images(path)`` reads back: images [N,H,W,C], labels, classes,
         source, and the ``indices`` into the set it came from. Written atomically."""
-        from pathlib import Path
 
         from ..io import _atomic_write
 

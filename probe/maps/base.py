@@ -12,7 +12,6 @@ Each adapter converts to its model's own convention internally.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -70,6 +70,8 @@ def _import_file(path: Path):
         raise ProbeError(f"no such file: {path} (a model spec FILE.py:factory names a Python file)")
     name = f"probe_user_{abs(hash(str(path.resolve())))}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ProbeError(f"{path} cannot be imported as Python code")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
     try:
@@ -119,17 +121,22 @@ def as_latent_map(obj: Any, *, what: str, image_size: int | None = None, channel
         return obj
     if options:
         raise ProbeError(f"{what}: options {', '.join(sorted(options))} do not apply to a model from code")
+    owner: nn.Module | None = None
+    enc: Any
+    dec: Any
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(o) for o in obj):
-        enc, dec, owner = obj[0], obj[1], None
+        enc, dec = obj[0], obj[1]
+        modules = [m for m in obj if isinstance(m, nn.Module)]
     elif isinstance(obj, nn.Module) and callable(getattr(obj, "encode", None)) and callable(getattr(obj, "decode", None)):
         enc, dec, owner = obj.encode, obj.decode, obj
+        modules = [obj]
     elif isinstance(obj, nn.Module) and isinstance(getattr(obj, "encoder", None), nn.Module) \
             and isinstance(getattr(obj, "decoder", None), nn.Module):
         enc, dec, owner = obj.encoder, obj.decoder, obj
+        modules = [obj]
     else:
         raise ProbeError(f"{what} returned {type(obj).__name__}; return a LatentMap (probe.wrap), an nn.Module "
                          f"with encode/decode methods, or an (encoder, decoder) pair")
-    modules = [owner] if owner is not None else [m for m in obj if isinstance(m, nn.Module)]
     for m in modules:
         m.eval()
     attr = (lambda key: getattr(owner, key, None)) if owner is not None else (lambda key: None)
@@ -141,5 +148,5 @@ def as_latent_map(obj: Any, *, what: str, image_size: int | None = None, channel
     params = [p for m in modules for p in m.parameters()]
     return wrap(enc, dec, None, image_size=int(size), image_channels=chans, modules=modules,
                 family=attr("family"), field_defaults=attr("field_defaults"),
-                name=f"{type(owner or obj[0]).__name__} ({what})",
+                name=f"{type(owner if owner is not None else enc).__name__} ({what})",
                 device=params[0].device if params else "cpu", dtype=params[0].dtype if params else torch.float32)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ProbeError
 from .base import LatentMap
@@ -83,7 +84,8 @@ def _read_entry_points() -> None:
             obj = ep.load()
             if not hasattr(obj, "sniff") and callable(obj):
                 obj = obj()
-            register_adapter(ep.name, obj.sniff, obj.load, priority=getattr(obj, "priority", 50))
+            register_adapter(ep.name, getattr(obj, "sniff"), getattr(obj, "load"),  # noqa: B009 - any object
+                             priority=getattr(obj, "priority", 50))
         except Exception as e:  # noqa: BLE001 - a broken plug-in must not break the built-in families
             _ADAPTERS[ep.name] = Adapter(ep.name, lambda s: False, _broken(ep, e), 1000)
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +77,7 @@ class UpconvDecoder(nn.Module):
         self.stem = nn.Linear(cfg.latent_dim, w[0] * 16)
         self.stem_norm = _norm(w[0])
         layers: list[nn.Module] = []
-        for a, b in zip(w[:-1], w[1:]):
+        for a, b in zip(w[:-1], w[1:], strict=True):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(a, b, 3, padding=1), _norm(b), nn.SiLU()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(w[-1], cfg.channels, 3, padding=1)

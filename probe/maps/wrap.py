@@ -7,7 +7,7 @@ latent. The batch size is checked on every call, so an encoder that flattens wit
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn

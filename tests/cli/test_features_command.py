@@ -6,7 +6,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from probe.cli.main import main

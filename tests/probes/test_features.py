@@ -85,3 +85,15 @@ def test_config_errors():
         FeaturesConfig(reduce="sum")
     with pytest.raises(ProbeError, match="does not exist"):
         find_feature_images(patch_map(), planted_images()[0], FeaturesConfig(feature=5))
+
+
+def test_summary_warns_when_the_map_hardly_merges():
+    n = 6
+    report = FeatureReport(feature=0, reduce="mean", names=[str(i) for i in range(n)], activation=torch.arange(n).float(),
+                           end_activation=torch.arange(n).float(), assignment=torch.arange(n),
+                           status=torch.zeros(n, dtype=torch.int8), attractor_activation=torch.arange(n).float(),
+                           stable=torch.ones(n, dtype=torch.bool), counts=torch.ones(n, dtype=torch.int64), top=[5],
+                           gallery=torch.zeros(1, 1, 2, 2, dtype=torch.uint8), gallery_basin=torch.tensor([5]),
+                           decoded=torch.zeros(1, 3, 1, 2, 2), k_max=5.0, config={"gallery": 1}, model=None)
+    text = "\n".join(report.summary())
+    assert "hardly merges" in text and "| 5 | 5 | 1 |" in text
