@@ -3,19 +3,34 @@
 f(z) = E(D(z)) defines a dynamical system in latent space; its attractors tell what
 the model memorized or generalized, form a data-free dictionary, and trajectories
 toward them flag out-of-distribution inputs (Fumero et al., ICLR 2026).
+
+The front door: ``load`` / ``wrap`` a model, ``iterate`` and ``find_attractors`` on it,
+the probes ``dictionary``, ``ood``, ``compare``, ``memorization``, ``basins``, any saved
+result back with ``load_result`` and as a page with ``write_report``. Heavy parts import
+on first use.
 """
 from __future__ import annotations
 
-from .errors import ProbeError
-from .maps.base import CallableMap, LatentMap, wrap
-from .maps.registry import load
+from .errors import ConfigError, ProbeError
+from .maps.base import CallableMap, LatentMap
+from .maps.registry import load, register_adapter
+from .maps.wrap import wrap
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "iterate": "probe.field.iterate",
     "find_attractors": "probe.field.attractors",
     "AttractorSet": "probe.field.attractors",
+    "FieldConfig": "probe.field.config",
+    "dictionary": "probe.probes.api",
+    "ood": "probe.probes.api",
+    "compare": "probe.probes.api",
+    "memorization": "probe.probes.api",
+    "basins": "probe.probes.api",
+    "load_result": "probe.result",
+    "Result": "probe.result",
+    "write_report": "probe.report",
 }
 
 
@@ -27,4 +42,9 @@ def __getattr__(name):  # heavy parts import on first use
     raise AttributeError(f"module 'probe' has no attribute {name!r}")
 
 
-__all__ = ["load", "wrap", "LatentMap", "CallableMap", "ProbeError", "iterate", "find_attractors", "AttractorSet"]
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["load", "wrap", "register_adapter", "LatentMap", "CallableMap", "ProbeError", "ConfigError",
+           *_LAZY]
