@@ -152,8 +152,14 @@ def main(argv=None) -> int:
     lines += ["Reading: `anderson` waits for 20 falling residuals before mixing, so it accelerates only the linear "
               "tail; on fmnist-k16 46% of plain's steps lie in the transient before that tail (saddle passages), "
               "which caps any tail-only method near 2x there. Over-relaxation accelerates the transient too, but "
-              "moves some seeds across basin borders and can then miss an attractor with a small basin. `mixed` "
-              "computes in bf16, which this CPU does not run faster than fp32; its case is a GPU.", ""]
+              "moves some seeds across basin borders and can then miss an attractor with a small basin (and "
+              "diverges where J_f has eigenvalues below 1 - 2/1.8, as on the contraction). Wall time follows the "
+              "slowest seeds' step count more than the f-evaluations: a batch of a few seeds costs nearly as much "
+              "per step as a full one here (fmnist-k16: 409 plain steps for the last seed, 297 with anderson), so "
+              "1.5x fewer f-evaluations give only ~1.1x in time. `mixed` computes these small conv AEs in bf16, "
+              "which this CPU does not run faster than fp32 (bench_step: diffusers models with channels_last do "
+              "gain 2.9-4x in bf16 here); its case is a GPU. The 1/3-of-plain target was not reached on any "
+              "trained model here.", ""]
     out = Path(args.out) if args.out else RESULTS / f"solver_{device_slug(args.device)}.md"
     from probe.io import save_text
 

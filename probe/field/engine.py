@@ -30,9 +30,16 @@ HISTORY_EVERY = 4  # the relative step of every seed is kept every this many ste
 _DT = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+#: A seed computing in bf16/fp16 switches to the map's own dtype once its relative step is below
+#: FLOOR x the low dtype's epsilon (its rounding floor), or after LOW_SHARE of max_steps.
+FLOOR, LOW_SHARE = 4.0, 0.5
+_LOW = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def state_dtype(cfg: FieldConfig, map: LatentMap) -> torch.dtype:
-    """The dtype seeds, iterates and end points are kept in: fp64 or fp32 (reduced precision computes only)."""
-    if cfg.solver == "mixed":
+    """The dtype seeds, iterates and end points are kept in: fp64 or fp32 (reduced precision computes only;
+    the map's own fp32/fp64 then polishes)."""
+    if cfg.dtype in _LOW:
         return map.dtype if map.dtype in (torch.float32, torch.float64) else torch.float32
     return torch.float64 if cfg.dtype == "fp64" else torch.float32
 
@@ -92,8 +99,15 @@ class Engine:
         self.record_every = int(record_every)
         self.dev = map.device
         # the map f is evaluated with: the map itself, or a copy computing in cfg.dtype / compiled
-        compute = None if cfg.solver == "mixed" else _DT[cfg.dtype]
+        # f is evaluated with the map itself, or a copy computing in cfg.dtype / compiled; a low dtype
+        # (bf16, fp16) computes each seed down to its rounding floor, then the map's own dtype polishes
+        low = _LOW.get(cfg.dtype)
+        compute = self.dtype if low is not None else _DT[cfg.dtype]
         self.step_map = compute_map(map, compute, compile=cfg.compile) if compute != map.dtype or cfg.compile else map
+        self.low_map = compute_map(map, low, compile=cfg.compile) if low is not None else None
+        self.floor = FLOOR * float(torch.finfo(low).eps) if low is not None else 0.0
+        self.low_steps = max(1, int(LOW_SHARE * self.max_steps))
+        self.low_evals = 0
         self.solver = make_solver(cfg.solver, self)
         n = len(self.z0)
         self.batch_size = int(cfg.batch_size or choose_batch_size(
@@ -121,6 +135,8 @@ class Engine:
     def _new_rows(self, z: Tensor, seed: Tensor) -> dict[str, Tensor]:
         z = z.to(self.dev, self.dtype)
         rows = {"seed": seed.to(self.dev), "z": z, "step": torch.zeros(len(z), dtype=torch.long, device=self.dev)}
+        if self.low_map is not None:
+            rows["full_precision"] = torch.zeros(len(z), dtype=torch.bool, device=self.dev)
         rows.update(self.solver.new_rows(z))
         return rows
 
@@ -147,6 +163,16 @@ class Engine:
 
     def f(self, z: Tensor, map: LatentMap | None = None) -> Tensor:
         """f of every row of ``z`` (chunked; out of memory halves the chunk and the batch), counted."""
+        if map is None and self.low_map is not None and len(z) == self.n_active:
+            full = self.rows["full_precision"]
+            if not bool(full.all()):  # rows above their rounding floor compute in the low dtype
+                low = ~full
+                fz = torch.empty_like(z)
+                if bool(full.any()):
+                    fz[full] = self.f(z[full], self.step_map)
+                fz[low] = self.f(z[low], self.low_map)
+                self.low_evals += int(low.sum())
+                return fz
         m = map or self.step_map
         fz, chunk = apply_chunked(m.f, z, self.chunk)
         if chunk < self.chunk:
@@ -175,7 +201,8 @@ class Engine:
         if self.n_active == 0:
             return 0
         z_prev, t = rows["z"], rows["step"]
-        watch = self.rtol is not None or self.wall_steps % self.curve_every == 0 or self._fresh
+        full = rows.get("full_precision")
+        watch = self.rtol is not None or self.wall_steps % self.curve_every == 0 or self._fresh or full is not None
         zz = z_prev.flatten(1).pow(2).sum(1).clamp_min(1e-60) if watch else None
         out = self.solver.step(rows)
         res = out.res
@@ -195,12 +222,17 @@ class Engine:
         if out.rejected is not None:
             o["rejected"].index_add_(0, seed.cpu(), out.rejected.long().cpu())
         clean = torch.nan_to_num(res, nan=-1.0, posinf=-1.0, neginf=-1.0)  # non-finite -> -1: stops below
-        if out.converged is None and self.rtol is None:
+        if out.converged is None and self.rtol is None and full is None:
             stop = clean < self.tol
         else:
             conv = (clean < self.tol) & (clean >= 0) if out.converged is None else out.converged
             if self.rtol is not None:
                 conv = conv | (rel < self.rtol)
+            if full is not None:  # only the polish in the map's own dtype converges (or cycles)
+                conv = conv & full
+                if out.cycle is not None:
+                    out.cycle = (out.cycle[0] & full, out.cycle[1])
+                rows["full_precision"] = full | (rel < self.floor) | (t + 1 >= self.low_steps)
             stop = conv | (clean < 0)
         if out.cycle is not None:
             stop = stop | out.cycle[0]
@@ -218,8 +250,8 @@ class Engine:
         kidx = (~stop).nonzero().squeeze(1)
         clean_s = clean.index_select(0, sidx)
         finite = clean_s >= 0
-        conv_s = (clean_s < self.tol) & finite if out.converged is None and self.rtol is None else \
-            conv.index_select(0, sidx) & finite
+        conv_s = (clean_s < self.tol) & finite if out.converged is None and self.rtol is None and full is None \
+            else conv.index_select(0, sidx) & finite
         code = torch.where(conv_s, CONVERGED, UNCONVERGED)
         if out.cycle is not None:
             cyc = out.cycle[0].index_select(0, sidx)
@@ -265,7 +297,7 @@ class Engine:
         tensors.update({f"rows.{k}": v.cpu() for k, v in self.rows.items()})
         scalars = {"next_seed": self.next_seed, "f_evals": self.f_evals, "jvps": self.jvps,
                    "wall_steps": self.wall_steps, "elapsed": self.elapsed, "batch_size": self.batch_size,
-                   "solver": self.cfg.solver, **{f"solver.{k}": v for k, v in self.solver.state().items()}}
+                   "solver": self.cfg.solver, "low_evals": self.low_evals, **{f"solver.{k}": v for k, v in self.solver.state().items()}}
         return tensors, scalars
 
     def load_state_dict(self, tensors: dict[str, Tensor], scalars: dict) -> None:
@@ -283,6 +315,7 @@ class Engine:
         for k in ("next_seed", "f_evals", "jvps", "wall_steps"):
             setattr(self, k, int(scalars[k]))
         self.elapsed = float(scalars.get("elapsed", 0.0))
+        self.low_evals = int(scalars.get("low_evals", 0))
         self.batch_size = self.chunk = max(self.n_active, int(scalars.get("batch_size", self.batch_size)), 1)
         self.solver.load_state({k[7:]: v for k, v in scalars.items() if k.startswith("solver.")})
         self.last_res = torch.full((self.n_active,), float("nan"), dtype=torch.float64)

@@ -104,10 +104,13 @@ def test_mixed_polishes_bf16_end_points_to_the_fp32_attractors():
     z0 = 3 * torch.randn(6, 6, generator=torch.Generator().manual_seed(3))
     ref = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=6)
     assert float(ref.steps.float().mean()) > 20
-    low = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=6, solver="mixed", dtype="bf16")
-    assert low.status_counts() == ref.status_counts() and low.z.dtype == torch.float32
-    both = ref.converged & low.converged
-    assert bool(both.any())
-    assert float(torch.nn.functional.cosine_similarity(low.z[both], ref.z[both]).min()) > 0.999
-    assert float((low.z[both] - ref.z[both]).norm(dim=1).max()) < 1e-2
+    for solver in ("mixed", "plain", "anderson"):  # any solver gets the bf16 stage and the fp32 polish
+        low = iterate(m, z0, tol=1e-8, max_steps=400, batch_size=6, solver=solver, dtype="bf16")
+        assert low.status_counts() == ref.status_counts() and low.z.dtype == torch.float32
+        assert low.config["dtype"] == "bf16" and bool((low.residuals < 1e-8).all())
+        both = ref.converged & low.converged
+        assert bool(both.any())
+        assert float(torch.nn.functional.cosine_similarity(low.z[both], ref.z[both]).min()) > 0.999
+        assert float((low.z[both] - ref.z[both]).norm(dim=1).max()) < 1e-2
+    assert iterate(m, z0, tol=1e-8, max_steps=400, solver="mixed").config["dtype"] == "bf16"  # its default
     assert next(m.parameters()).dtype == torch.float32  # the caller's map is untouched
