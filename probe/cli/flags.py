@@ -154,6 +154,11 @@ def load_model(args: argparse.Namespace, spec: str, field: Any = None):
     threads = getattr(field, "threads", None)
     if threads:  # a command is its own process: --threads holds for all it computes
         torch.set_num_threads(int(threads))
+    if device:
+        try:
+            torch.device(str(device))
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or mps") from None
     if device and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
     options = {"model_args": model_args(getattr(args, "model_arg", [])) or None,

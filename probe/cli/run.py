@@ -61,13 +61,14 @@ def _data_latents(m, cfg: RunConfig, args):
 
 def main(args) -> int:
     from ..field import AttractorSet, distributed, find_attractors
-    from ..probes.common import model_of
+    from ..probes.common import model_of, resolution_of
 
     cfg = flags.config_from_args(RunConfig, args)
     rank, size = distributed.world()
     device = cfg.field.device or distributed.process_device()
     fcfg = cfg.field.replace(device=str(device) if device is not None else None)
     m = flags.load_model(args, args.spec, fcfg)
+    resolution_of(m, fcfg.resolution)  # a fixed-size model refuses another --resolution in one line
     out = flags.resolve_out(args, "run", args.spec)
     resolved = fcfg.resolve(m)
     settings = {"command": "run", "model": model_of(m), "resize": args.resize,
