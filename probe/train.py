@@ -14,8 +14,6 @@ for more epochs than were run extends the run.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from torch import Tensor
 
 from .config import asdict, field
 from .errors import ConfigError, ProbeError
-from .io import load_json, save_json
+from .io import atomic_write, load_json, save_json
 from .maps.convae import ConvAE, ConvAEConfig, load_saved
 
 __all__ = ["TrainConfig", "TrainRun", "train", "augment", "mse", "AUGMENTS"]
@@ -132,15 +130,7 @@ def _images(s) -> Tensor:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), what="the optimizer state")
 
 
 def _check_resume(folder: Path, cfg: TrainConfig) -> dict | None:

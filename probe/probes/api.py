@@ -22,7 +22,7 @@ def _map(model: Any):
 
     if isinstance(model, LatentMap):
         return model
-    from .. import load
+    from ..maps.registry import load
 
     return load(model)
 
