@@ -239,42 +239,59 @@ class DictionaryReport(Result):
         return ("Paired differences (baseline − atoms, same images, mean [95% CI]; positive = the atoms are better):\n\n"
                 + "\n".join(lines) + "\n") if lines else ""
 
+    def distinct_sparsities(self, dataset: str) -> list[float]:
+        """The sweep's sparsities whose non-zero counts differ: two that round to the same counts code
+        alike (the same point twice), so each is shown once, at the largest sparsity that gives it."""
+        seen: set[tuple] = set()
+        out = []
+        for s in self.sparsities:
+            counts = tuple(self.datasets[dataset]["n_nonzero"][skey(s)].values())
+            if counts not in seen:
+                seen.add(counts)
+                out.append(s)
+        return out
+
     def sweep_markdown(self, coder: str | None = None, metric: str = "mse") -> str:
-        """Rows dataset x sparsity; columns bases and the paired comparison (the numbers behind the plot)."""
+        """Rows dataset x non-zeros (coinciding sparsities once); columns bases and the paired comparison."""
         coder = coder or self.coders[0]
         pair = {"attractors", "orthogonal"} <= set(self.bases)
-        head = ["dataset", "sparsity", "non-zeros"] + [self.label(b) for b in self.bases]
+        head = ["dataset", "sparsity", "non-zeros of atoms"] + [self.label(b) for b in self.bases]
         head += [f"orthogonal − {self.label('attractors')} (paired)"] if pair else []
         rows = []
         for d, info in self.datasets.items():
-            for s in self.sparsities:
-                nz = "/".join(str(info["n_nonzero"][skey(s)][b]) for b in self.bases)
+            for s in self.distinct_sparsities(d):
+                nz = "/".join(f"{info['n_nonzero'][skey(s)][b]} of {info['atoms'][b]}" for b in self.bases)
                 row = [d, f"{100 * s:.4g}%", nz] + [self.stat(d, b, coder, s, metric).format() for b in self.bases]
                 if pair:
                     r = self.compare(coder, s, metric)[d]
                     row.append(f"{r['diff'].format(3)} → {r['better']}")
                 rows.append(row)
-        return (f"Sweep, coder {coder}, {METRICS[metric]}; non-zeros listed per basis in column order.\n\n"
+        return (f"Sweep, coder {coder}, {METRICS[metric]}; non-zeros of atoms listed per basis in column order; "
+                f"sparsities that give the same non-zeros are one point, shown once.\n\n"
                 + markdown_table(head, rows) + "\n")
 
     # -- figures --------------------------------------------------------------
     def plot(self, path: str | Path | None = None, metric: str = "mse"):
-        """Sparsity (% of atoms) vs ``metric``, one panel per dataset, one line per coder x basis."""
+        """Non-zeros per code vs ``metric``, one panel per dataset, one line per coder x basis (each point once)."""
         from matplotlib.figure import Figure
 
         names = list(self.datasets)
         fig = Figure(figsize=(4.2 * len(names), 3.6))
         axes = fig.subplots(1, len(names), squeeze=False)
         for ax, d in zip(axes[0], names, strict=True):
-            xs = [100 * s for s in self.sparsities]
+            sparsities, nz = self.distinct_sparsities(d), self.datasets[d]["n_nonzero"]
             for c in self.coders:
                 for b in self.bases:
-                    st = [self.stat(d, b, c, s, metric) for s in self.sparsities]
-                    ax.errorbar(xs, [t.mean for t in st], yerr=[t.half for t in st], marker="o", ms=3, capsize=2,
+                    st = [self.stat(d, b, c, s, metric) for s in sparsities]
+                    keep = [i for i, t in enumerate(st) if t.n]  # lasso is not run on unmerged end points
+                    if not keep:
+                        continue
+                    ax.errorbar([nz[skey(sparsities[i])][b] for i in keep], [st[i].mean for i in keep],
+                                yerr=[st[i].half for i in keep], marker="o", ms=3, capsize=2,
                                 ls="-" if c == "omp" else "--", label=f"{c} · {self.label(b)}")
             ax.axhline(self.stat(d, AE, metric=metric).mean, color="gray", ls=":", label=f"{AE} D(E(x))")
             ax.set_xscale("log")
-            ax.set_xlabel("sparsity (% of atoms non-zero)")
+            ax.set_xlabel(f"non-zeros per code (of {self.attractors['n_atoms']} {self.attractors['atoms_are']})")
             ax.set_ylabel(METRICS[metric])
             ax.set_title(d, fontsize=10)
         axes[0][0].legend(fontsize=7)

@@ -282,3 +282,15 @@ def test_cli_refuses_another_models_attractors_unless_allowed(tiny_model_and_set
     assert main([*args, "--out", str(tmp_path / "b"), "--allow-other-model"]) == 0
     assert "NOTE: the attractor set given as the dictionary was made by another model" in (
         tmp_path / "b" / "dictionary.md").read_text()
+
+
+def test_sweep_points_that_coincide_are_shown_once(subspace_set, tmp_path):
+    m, atoms, spec = subspace_set
+    cfg = DictionaryConfig(**{**CFG, "sparsity": 1.0}, sweep=True, sweep_sparsities=[1.0, 0.5, 0.25, 0.125],
+                           bases=["attractors", "orthogonal"])
+    rep = run_dictionary(m, fake_attractors(atoms), [spec], cfg)
+    # 3 atoms: 100% -> 3, 50% -> 2, 25% -> 1 and 12.5% -> 1 non-zero (the same codes: one point)
+    assert rep.distinct_sparsities(spec) == [1.0, 0.5, 0.25]
+    table = [r for r in rep.sweep_markdown().splitlines() if r.startswith(f"| {spec}")]
+    assert len(table) == 3 and "1 of 3/1 of 3" in table[-1]
+    assert rep.plot(tmp_path / "sweep.png") == tmp_path / "sweep.png"
