@@ -157,6 +157,3 @@ def find_attractors(map: LatentMap, cfg: FieldConfig | None = None, *, seeds=Non
         checkpoint.clear(checkpoint.path_for(out, *distributed.world()))
     return result
 
-
-#: The name ``probe run`` used before v2: the same function, not a second entry point.
-search = find_attractors

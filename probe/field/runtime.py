@@ -21,8 +21,8 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
         raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}") from e
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} was asked for, but this machine has no CUDA GPU "
-                              f"(torch {torch.__version__}); use --device cpu")
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine "
+                              f"(torch {torch.__version__}); use device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} "
                               f"CUDA device(s)")
