@@ -419,8 +419,7 @@ COMMANDS = {
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_command_bad_input_is_one_line(guarded, tmp_path, name):
     argv, words = COMMANDS[name]
-    argv = [a(guarded, tmp_path) if callable(a) else a for a in argv]
-    rc, _, err = cli(*argv)
+    rc, _, err = cli(*[str(a(guarded, tmp_path)) if callable(a) else str(a) for a in argv])
     line = the_line(err)
     assert rc == 2, f"exit code {rc}: {line}"
     assert re.search(words, line), line
