@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -84,7 +85,7 @@ def run(m, z0, solver: str):
     if solver == "anderson relax 1.8":
         anderson.RELAX, solver = 1.8, "anderson"
     try:
-        kw = {"dtype": "bf16"} if solver == "mixed" else {}
+        kw: dict[str, Any] = {"dtype": "bf16"} if solver == "mixed" else {}
         w, c = time.perf_counter(), time.process_time()
         r = find_attractors(m, seeds=z0, solver=solver, checkpoint_every=0, **kw)
         return r, time.perf_counter() - w, time.process_time() - c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,8 +33,12 @@ def _seeds_for(cfg: FieldConfig, shape, lo: int, hi: int, seeds: Tensor | None, 
     return gaussian_seeds(cfg.n_seeds, shape, cfg.seed, lo, hi, mean=mean, std=std).to(dtype)
 
 
-def run_search(map, cfg: FieldConfig, *, seeds=None, data_latents=None, out=None, progress=False):
-    """(the AttractorSet's fields, the map on its device) for a resolved ``cfg``."""
+def run_search(map, cfg: FieldConfig, *, seeds=None, data_latents=None, out=None,
+               progress=False) -> tuple[dict[str, Any], Any]:
+    """(the AttractorSet's fields -- empty on processes other than the main one --, the map on its
+    device) for a resolved ``cfg``."""
+    assert cfg.tol is not None and cfg.max_steps is not None, "run_search needs cfg.resolve(map)"
+    max_steps = int(cfg.max_steps)
     rank, size = distributed.world()
     device = check_device(cfg.device) or distributed.process_device()
     if device is not None:
@@ -51,7 +56,7 @@ def run_search(map, cfg: FieldConfig, *, seeds=None, data_latents=None, out=None
     lo, hi = distributed.shard(cfg.n_seeds, rank, size)
     with threads(cfg.threads):
         engine = Engine(map, _seeds_for(cfg, shape, lo, hi, seeds, stats, dtype), cfg,
-                        curve_every=curve_step(cfg.n_seeds, cfg.max_steps))
+                        curve_every=curve_step(cfg.n_seeds, max_steps))
         save = None
         if out is not None and cfg.checkpoint_every:
             path = checkpoint.path_for(out, rank, size)
@@ -67,7 +72,7 @@ def run_search(map, cfg: FieldConfig, *, seeds=None, data_latents=None, out=None
             save(engine)  # a kill during merging or stability does not redo the iteration
         shards = distributed.gather({**engine.out, "f_evals": engine.f_evals, "jvps": engine.jvps,
                                      "seconds": engine.elapsed})
-        parts = None
+        parts: dict[str, Any] = {}
         if rank == 0:
             parts = assemble(map, cfg, shards, seeds, stats, shape, size, dtype)
     return parts, map
@@ -97,6 +102,7 @@ def _merge(cfg: FieldConfig, status: Tensor, end: Tensor, residuals: Tensor, sha
 
 def assemble(map, cfg: FieldConfig, shards: list[dict], seeds, stats, shape, size: int, dtype) -> dict:
     """On the main process: all end points in seed order -> merged, stability-checked attractors."""
+    assert cfg.tol is not None and cfg.max_steps is not None, "assemble needs cfg.resolve(map)"
     cat = {k: torch.cat([s[k] for s in shards]) for k in _CAT}
     f_evals, jvps = sum(s["f_evals"] for s in shards), sum(s["jvps"] for s in shards)
     seconds = max(s["seconds"] for s in shards)

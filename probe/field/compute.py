@@ -96,7 +96,7 @@ class ComputeMap(LatentMap):
 
     def to(self, *args, **kwargs):
         """A device moves the model; a dtype sets the *compute* dtype (the state dtype stays)."""
-        dev, dt, *_ = torch._C._nn._parse_to(*args, **kwargs)
+        dev, dt, *_ = torch._C._nn._parse_to(*args, **kwargs)  # type: ignore[attr-defined]
         if dev is not None:
             self.inner.to(dev)
         if dt is not None:

@@ -79,8 +79,8 @@ def diagnose(status: Tensor, steps: Tensor, median_rel_step: Tensor, curve_every
     fc, fy, fd, fu = frac["converged"], frac["cycle"], frac["diverged"], frac["unconverged"]
     curve = median_rel_step[torch.isfinite(median_rel_step)]
     last_step = (len(curve) - 1) * curve_every + 1 if len(curve) else 0
-    half = curve[len(curve) // 2] if len(curve) else None
-    plateau = bool(len(curve) >= 2 and float(half) > 0 and float(curve[-1]) >= PLATEAU * float(half))
+    half = float(curve[len(curve) // 2]) if len(curve) else 0.0
+    plateau = bool(len(curve) >= 2 and half > 0 and float(curve[-1]) >= PLATEAU * half)
     long_enough = int(max_steps) >= MIN_STEPS_TO_TELL
     stable_ok = stable_share is None or stable_share >= 0.9
     empty = torch.zeros(0)

@@ -95,10 +95,11 @@ class Engine:
         self.dtype = state_dtype(cfg, map)
         self.z0 = check_seeds(z0).detach().to("cpu", self.dtype)
         self.shape = tuple(self.z0.shape[1:])
+        if cfg.tol is None or cfg.max_steps is None or cfg.dtype is None:
+            raise ProbeError("the engine needs a resolved FieldConfig (cfg.resolve(map))")
         self.tol, self.rtol, self.max_steps = float(cfg.tol), cfg.rtol, int(cfg.max_steps)
         self.record_every = int(record_every)
         self.dev = map.device
-        # the map f is evaluated with: the map itself, or a copy computing in cfg.dtype / compiled
         # f is evaluated with the map itself, or a copy computing in cfg.dtype / compiled; a low dtype
         # (bf16, fp16) computes each seed down to its rounding floor, then the map's own dtype polishes
         low = _LOW.get(cfg.dtype)

@@ -36,7 +36,7 @@ class Trajectories:
     curve_every: int          #: median_rel_step[0] is at step 1, [j] within curve_every steps before j * curve_every + 1
     n_evals: int              #: f-evaluations in all
     seconds: float            #: wall time of the iteration
-    config: dict | None = None      #: the resolved FieldConfig
+    config: dict = dataclasses.field(default_factory=dict)  #: the resolved FieldConfig
     n_jvps: int = 0                 #: Jacobian-vector products (Newton-type solvers)
     rejected: Tensor | None = None  #: [N] steps the solver's safeguard refused
     path: Tensor | None = None      #: [N, L, *shape] z at steps 0, r, 2r, ..., final (padded with the final)
@@ -56,7 +56,7 @@ class Trajectories:
 
     def trajectory(self, i: int) -> Tensor:
         """The recorded states of seed ``i`` (needs ``record=True``)."""
-        if self.path is None:
+        if self.path is None or self.path_len is None:
             raise ProbeError("no trajectories were recorded; call iterate(..., record=True)")
         return self.path[i, : int(self.path_len[i])]
 

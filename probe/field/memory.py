@@ -200,6 +200,7 @@ def apply_chunked(f: Callable[[Tensor], Tensor], z: Tensor, chunk: int) -> tuple
     parts, lo = [], 0
     while lo < len(z):
         out, chunk = shrink_on_oom(lambda k, lo=lo: f(z[lo:lo + k]), min(chunk, len(z) - lo), z.device)
+        assert isinstance(out, Tensor)
         parts.append(out)
         lo += len(out)
     return torch.cat(parts), chunk

@@ -37,7 +37,7 @@ def gaussian_seeds(n: int, shape: tuple[int, ...], seed: int = 0, start: int = 0
         parts.append(block[max(start, lo) - lo: min(stop, hi) - lo])
     z = torch.cat(parts) if parts else torch.zeros(0, *shape)
     if mean is not None:
-        z = z * std.float() + mean.float()
+        z = z * (std.float() if std is not None else 1.0) + mean.float()
     return z
 
 

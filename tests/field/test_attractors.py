@@ -1,6 +1,8 @@
 """find_attractors and AttractorSet on maps with known attractors, saddles and cycles."""
 from __future__ import annotations
 
+from typing import Any
+
 import field_maps as fm
 import pytest
 import torch
@@ -9,7 +11,7 @@ from probe.errors import ProbeError
 from probe.field import AttractorSet, find_attractors, gaussian_seeds
 from probe.maps.convae import ConvAE, ConvAEConfig
 
-FAST = dict(power_iters=12, probe_points=4)
+FAST: dict[str, Any] = dict(power_iters=12, probe_points=4)
 
 
 def test_linear_contraction_has_one_attractor_at_the_computable_point():

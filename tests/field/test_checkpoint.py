@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import field_maps as fm
 import pytest
@@ -17,7 +18,7 @@ from probe.errors import ProbeError
 from probe.field import AttractorSet, find_attractors
 from probe.field.checkpoint import path_for
 
-SETTINGS = dict(n_seeds=48, tol=1e-10, max_steps=200, batch_size=8, power_iters=10, probe_points=2)
+SETTINGS: dict[str, Any] = dict(n_seeds=48, tol=1e-10, max_steps=200, batch_size=8, power_iters=10, probe_points=2)
 SCRIPT = Path(__file__).resolve().parent / "field_script.py"
 
 

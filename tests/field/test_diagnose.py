@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import field_maps as fm
 import pytest
@@ -11,7 +12,7 @@ import probe
 from probe.field import diagnose, find_attractors
 from probe.field.status import UNCONVERGED
 
-FAST = dict(power_iters=12, probe_points=4)
+FAST: dict[str, Any] = dict(power_iters=12, probe_points=4)
 
 
 def _cat_map():

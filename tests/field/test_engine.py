@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 import field_maps as fm
 import numpy as np
@@ -14,7 +15,7 @@ from probe.errors import ConfigError, ProbeError
 from probe.field import FieldConfig, find_attractors, iterate
 from probe.field.checkpoint import path_for
 
-FAST = dict(power_iters=10, probe_points=2)
+FAST: dict[str, Any] = dict(power_iters=10, probe_points=2)
 
 
 def test_overrides_are_fieldconfig_names_and_the_set_records_the_resolved_config():
@@ -26,7 +27,7 @@ def test_overrides_are_fieldconfig_names_and_the_set_records_the_resolved_config
     with pytest.raises(ConfigError, match="unknown setting.*n_seed"):
         find_attractors(m, n_seed=8)
     with pytest.raises(ConfigError, match="cfg must be a FieldConfig"):
-        iterate(m, torch.zeros(1, 5), {"tol": 1e-6})
+        iterate(m, torch.zeros(1, 5), {"tol": 1e-6})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="tol must be a finite number"):
         find_attractors(m, tol=float("inf"))
 
@@ -91,7 +92,7 @@ def test_every_solver_checkpoints_on_ctrl_c_and_resumes_to_the_same_set(tmp_path
     torch.manual_seed(0)
     dec, enc = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh()), torch.nn.Linear(16, 5)
     base = probe.wrap(enc, dec, (5,), modules=[enc, dec], check_inputs=False, name="mlp").eval()
-    settings = dict(n_seeds=24, tol=1e-10, max_steps=200, batch_size=8, solver=solver, **FAST)
+    settings: dict[str, Any] = dict(n_seeds=24, tol=1e-10, max_steps=200, batch_size=8, solver=solver, **FAST)
     full = find_attractors(base, **settings)
     calls = {"n": 0}
 

@@ -109,13 +109,14 @@ def test_bad_seeds_and_maps_fail_in_one_line():
     with pytest.raises(ProbeError, match="changed the latent shape"):
         iterate(wrong, torch.randn(2, 6))
     with pytest.raises(ProbeError, match="LatentMap"):
-        iterate(lambda z: z, torch.randn(2, 6))
+        iterate(lambda z: z, torch.randn(2, 6))  # type: ignore[arg-type]
 
 
 def test_recorded_trajectories_are_the_iterates():
     m, _, _ = fm.linear(scale=0.7)
     z0 = torch.randn(5, 6)
     tr = iterate(m, z0, tol=1e-10, max_steps=200, record=True, batch_size=2)
+    assert tr.path is not None and tr.path_len is not None
     assert torch.equal(tr.path_len, tr.steps + 1)
     z = z0.clone()
     with torch.no_grad():
@@ -126,4 +127,5 @@ def test_recorded_trajectories_are_the_iterates():
     assert torch.equal(tr.path[torch.arange(5), tr.path_len - 1], tr.z)
     assert torch.equal(tr.path[:, -1], tr.z)  # padded with the end point
     every3 = iterate(m, z0, tol=1e-10, max_steps=200, record=True, record_every=3)
+    assert every3.path is not None
     assert torch.allclose(every3.path[:, 1], tr.path[:, 3]) and torch.equal(every3.trajectory(0)[-1], tr.z[0])
