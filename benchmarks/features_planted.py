@@ -3,10 +3,11 @@ on a planted feature with a known answer.
 
 Real CIFAR-10 images (../shared/data/heldout); on a known subset a small patch is planted (an 8x8
 solid magenta square near the top-left corner, jittered by up to 2 px; a 5x5 checker was tried
-first and no channel carried it: best single-channel AUROC 0.61). A conv autoencoder with a
-spatial latent (8 channels x 8 x 8) is trained here on the planted training set (one CPU thread, a
-few minutes). As the user did, a random forest classifies the latent feature maps ("planted vs
-not", every latent value a feature) and the channel with the most importance is K. Then each method scores the held-out
+first and no channel carried it: best single-channel AUROC 0.61). Conv autoencoders with a spatial
+latent (8 x 8 x 8, and a narrower 4 x 4 x 4) are trained here on the planted training set (one CPU
+thread, about a minute each). As the user did, a random forest classifies the latent feature maps
+("planted vs not", every latent value a feature) and the channel with the most importance is K.
+Then each method scores the held-out
 test images (the same planting, other images), and we report how well each finds the planted ones:
 
 - activation:  rank by the image's own activation of K (``--reduce``: max over positions by default,
@@ -45,16 +46,18 @@ from probe.probes.features import FeaturesConfig, feature_activation, find_featu
 
 
 class SpatialAE(nn.Module):
-    """3x32x32 -> 8 x 8 x 8 -> 3x32x32; encode/decode, image_size, image_channels: a user's own model."""
+    """3x32x32 -> C x (32 / 2^levels)^2 -> 3x32x32; encode/decode, image_size, image_channels: a user's own model."""
 
     image_size, image_channels = 32, 3
 
-    def __init__(self, channels: int = 8, width: int = 32):
+    def __init__(self, channels: int = 8, width: int = 32, levels: int = 2):
         super().__init__()
         w = width
+        deeper = [m for _ in range(levels - 2) for m in (nn.Conv2d(2 * w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2))]
         self.enc = nn.Sequential(nn.Conv2d(3, w, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(w, 2 * w, 3, 2, 1),
-                                 nn.LeakyReLU(0.2), nn.Conv2d(2 * w, channels, 3, 1, 1))
-        self.dec = nn.Sequential(nn.Conv2d(channels, 2 * w, 3, 1, 1), nn.LeakyReLU(0.2),
+                                 nn.LeakyReLU(0.2), *deeper, nn.Conv2d(2 * w, channels, 3, 1, 1))
+        up = [m for _ in range(levels - 2) for m in (nn.ConvTranspose2d(2 * w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2))]
+        self.dec = nn.Sequential(nn.Conv2d(channels, 2 * w, 3, 1, 1), nn.LeakyReLU(0.2), *up,
                                  nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.LeakyReLU(0.2),
                                  nn.ConvTranspose2d(w, 3, 4, 2, 1), nn.Sigmoid())
 
@@ -109,49 +112,62 @@ def pick_channel(z: torch.Tensor, planted: torch.Tensor, seed: int) -> tuple[int
     return int(np.argmax(importance)), [round(float(v), 4) for v in importance]
 
 
-def write_markdown(path: Path, facts: dict) -> None:
+def write_markdown(path: Path, summary: dict) -> None:
+    first = summary["runs"][0]
     lines = ["# Which images does latent channel K capture? A planted feature with a known answer", "",
              "Made by `benchmarks/features_planted.py` (its docstring describes every method):", "",
-             f"    {facts['command']}", "",
-             f"Device: {facts['device']}. CPU seconds: {facts['cpu_seconds_total']} in all, "
-             f"{facts['train_cpu_seconds']} training.", "",
-             f"Data: CIFAR-10, {facts['train_images']} training and {facts['test_images']} test images; an 8x8 "
-             f"magenta square planted on {facts['fraction']:.0%} of each ({facts['planted_test']} test images). "
-             f"Model: conv AE 3x32x32 -> 8x8x8 -> 3x32x32, {facts['epochs']} epochs, test MSE {facts['test_mse']}. "
-             f"Random forest on the latent feature maps: K = {facts['channel_K']} (importance per channel "
-             f"{facts['rf_importance']}); each channel alone, max over positions, separates the planted training "
-             f"images with AUROC {facts['channel_auroc_train_max']}.", "",
-             f"Field: {facts['attractors']} attractors ({facts['stable']} stable) from the {facts['test_images']} "
-             f"test images, {facts['converged']} converged; tol {facts['field']['tol']}, max_steps "
-             f"{facts['field']['max_steps']}, merge {facts['field']['merge']} {facts['field']['merge_threshold']}. "
-             f"The basin whose attractor has the highest K ({facts['top_basin']['K_at_attractor']:.3g}) holds "
-             f"{facts['top_basin']['images']} images, {facts['top_basin']['planted']} of them planted.", "",
-             "| method | AUROC | average precision | R-precision (top n = planted) | Otsu precision | Otsu recall "
-             "| flagged | CPU s |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in facts["methods"].items():
-        lines.append(f"| {name} | {r['auroc']:.3f} | {r['ap']:.3f} | {r['r_precision']:.3f} | "
-                     f"{r['otsu_precision']:.3f} | {r['otsu_recall']:.3f} | {r['otsu_flagged']} | {r['cpu_seconds']} |")
-    best = max(facts["methods"], key=lambda n: facts["methods"][n]["auroc"])
-    field = facts["methods"]["field: K at the attractor (probe features)"]
-    shown = facts["top_basins"]
-    lines += ["", f"Chance: AUROC 0.5, precision {facts['fraction']:.2f}. Gallery of the top basins: "
-              f"`{path.with_suffix('.png').name}`.", "",
-              "## Reading", "",
-              f"- Best here by AUROC: {best} ({facts['methods'][best]['auroc']:.3f}). The field score reaches "
-              f"{field['auroc']:.3f}: on this model it does not find the planted images better than the user's methods.",
-              f"- Why: the map hardly merges images ({facts['attractors']} attractors for {facts['converged']} "
-              f"converged images; basins of {facts['test_images'] / max(1, facts['attractors']):.2f} images on "
-              f"average). A conv AE that reconstructs CIFAR-10 well is close to the identity, each image drifts to "
-              f"its own fixed point, and the decoded attractors are the map's artefacts (dots and stripes in the "
-              f"gallery), so K at the attractor reflects the artefact, not the input. `probe features` now says so "
-              f"in its summary when attractors outnumber half the converged images.",
-              f"- The {len(shown)} basins shown (highest K at the attractor) hold {sum(b['images'] for b in shown)} "
-              f"images, {sum(b['planted'] for b in shown)} of them planted.",
-              "- The user's methods do better than their false positives suggested: both use what the model does at "
-              "the patch's positions (Spearman against the planted images' mean K map; the decoder's response to K "
-              "alone), while K pooled over all positions (the activation rows) is at chance, or below it for the "
-              "mean: the channel carries the patch only where it is, and natural image content elsewhere dominates "
-              "the pooled value.", ""]
+             f"    {summary['command']}", "", f"Device: {summary['device']}.", "",
+             f"Data: CIFAR-10, {first['train_images']} training and {first['test_images']} test images; an 8x8 "
+             f"magenta square planted on {first['fraction']:.0%} of each ({first['planted_test']} test images). "
+             f"Each model is trained for {first['epochs']} epochs on the planted training set; a random forest on its "
+             f"latent feature maps picks K. Chance: AUROC 0.5, precision {first['fraction']:.2f}.", ""]
+    for r in summary["runs"]:
+        field = r["methods"]["field: K at the attractor (probe features)"]
+        best = max(r["methods"], key=lambda n: r["methods"][n]["auroc"])
+        shown = r["top_basins"]
+        lines += [f"## {r['model']}", "",
+                  f"Test MSE {r['test_mse']}; CPU seconds {r['cpu_seconds_total']} ({r['train_cpu_seconds']} training). "
+                  f"K = {r['channel_K']} (forest importance per channel {r['rf_importance']}; each channel alone, max "
+                  f"over positions, AUROC {r['channel_auroc_train_max']} on the training set). Field: "
+                  f"{r['attractors']} attractors ({r['stable']} stable), {r['converged']} of {r['test_images']} test "
+                  f"images converged (tol {r['field']['tol']}, max_steps {r['field']['max_steps']}, merge "
+                  f"{r['field']['merge']} {r['field']['merge_threshold']}). Gallery: `{r['gallery']}`.", "",
+                  "| method | AUROC | average precision | R-precision (top n = planted) | Otsu precision | Otsu recall "
+                  "| flagged | CPU s |", "|---|---|---|---|---|---|---|---|"]
+        for name, m in r["methods"].items():
+            lines.append(f"| {name} | {m['auroc']:.3f} | {m['ap']:.3f} | {m['r_precision']:.3f} | "
+                         f"{m['otsu_precision']:.3f} | {m['otsu_recall']:.3f} | {m['otsu_flagged']} | {m['cpu_seconds']} |")
+        lines += ["", f"- Best by AUROC: {best} ({r['methods'][best]['auroc']:.3f}); the field score: {field['auroc']:.3f}.",
+                  f"- The {len(shown)} basins shown (highest K at the attractor) hold "
+                  f"{sum(b['images'] for b in shown)} images, {sum(b['planted'] for b in shown)} of them planted "
+                  f"({', '.join(str(b['planted']) + '/' + str(b['images']) for b in shown)})."]
+        pooled = r["methods"][f"activation (own K, {r['reduce']})"]["auroc"]
+        if pooled < 0.6:
+            lines.append(f"- K pooled over all positions is near chance (AUROC {pooled:.3f}): the channel carries the "
+                         f"patch only where it is, and image content elsewhere dominates the pooled value; the "
+                         f"user's methods use the patch's positions (Spearman against the planted images' mean K "
+                         f"map; the decoder's response to K alone) and do better.")
+        else:
+            lines.append(f"- One channel carries the patch: the image's own K, pooled, finds the planted images "
+                         f"(AUROC {pooled:.3f}).")
+        if r["attractors"] > r["converged"] / 2:
+            lines.append(f"- The map hardly merges images ({r['attractors']} attractors for {r['converged']} converged "
+                         f"images): it is close to the identity, each image drifts to its own fixed point, and the "
+                         f"decoded attractors are the map's artefacts, so K at the attractor says little about the "
+                         f"input. `probe features` says so in its summary in this case.")
+        else:
+            lines.append(f"- Images do merge ({r['attractors']} attractors for {r['converged']} converged images), "
+                         f"but the basins of the high-K attractors mix planted and other images, so the basin's K "
+                         f"misjudges its members; the decoded attractors at K = 0 and K = max still show what K adds.")
+        lines.append("")
+    worse = all(r["methods"]["field: K at the attractor (probe features)"]["auroc"]
+                < max(m["auroc"] for m in r["methods"].values()) for r in summary["runs"])
+    lines += ["## Reading", "",
+              "- " + ("In every model here, K at the attractor finds the planted images worse than the best other "
+                      "method: as a detector of which inputs carry K, the field does not beat the user's methods or "
+                      "the plain ranking by K. What it adds is the picture of what K does where the model settles "
+                      "(the decoded attractor at K = 0 and at its maximum), not a better list of images."
+                      if worse else "K at the attractor is the best detector in at least one model here."), ""]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -201,26 +217,13 @@ def metrics(scores: torch.Tensor, truth: torch.Tensor) -> dict:
             "otsu_recall": tp / n, "otsu_flagged": int(pred.sum())}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--fraction", type=float, default=0.2, help="share of images with the planted patch")
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-steps", type=int, default=None, help="cap the field's steps (default: the family's)")
-    ap.add_argument("--reduce", default="max", choices=["max", "mean"], help="activation of a channel over positions")
-    ap.add_argument("--out", default="benchmarks/results/features_planted")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+def run_one(args, channels: int, levels: int, data, log) -> tuple[dict, object, object]:
+    """Train one model, pick K, score the test images with every method; (facts, report, map)."""
+    x_train, p_train, x_test, p_test = data
     t_all = time.process_time()
-    train_set = load_images("cifar10", split="train")
-    test_set = load_images("cifar10", split="test", n=args.n_test, seed=args.seed + 1)
-    x_train, p_train = plant(train_set.images, args.fraction, args.seed)
-    x_test, p_test = plant(test_set.images, args.fraction, args.seed + 1)
     with torch.random.fork_rng():
         torch.manual_seed(args.seed)
-        model = SpatialAE()
+        model = SpatialAE(channels, levels=levels)
     t0 = time.process_time()
     losses = train(model, x_train, args.epochs, args.seed, log)
     train_s = time.process_time() - t0
@@ -259,15 +262,12 @@ def main(argv=None) -> int:
     report = find_feature_images(m, xt, cfg, progress=False)
     rows["field: K at the attractor (probe features)"] = metrics(report.scores(), p_test)
     seconds["field: K at the attractor (probe features)"] = time.process_time() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report.plot(m, out.with_suffix(".png"))
     top = report.top[0] if report.top else -1
     in_top = report.assignment == top
     facts = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/features_planted.py " + " ".join(argv or sys.argv[1:]),
-        "device": f"CPU, 1 thread ({platform.processor() or platform.machine()}), torch {torch.__version__}",
-        "cpu_seconds_total": round(time.process_time() - t_all, 1), "train_cpu_seconds": round(train_s, 1),
+        "model": f"conv AE 3x32x32 -> {channels}x{32 >> levels}x{32 >> levels} -> 3x32x32",
+        "latent": f"{channels}x{levels}", "cpu_seconds_total": round(time.process_time() - t_all, 1),
+        "train_cpu_seconds": round(train_s, 1),
         "epochs": args.epochs, "train_mse": [round(v, 5) for v in losses], "test_mse": round(test_mse, 5),
         "train_images": len(x_train), "test_images": len(x_test), "planted_test": int(p_test.sum()),
         "fraction": args.fraction, "reduce": args.reduce, "channel_K": k, "rf_importance": importance,
@@ -282,9 +282,42 @@ def main(argv=None) -> int:
         "methods": {name: {**{k2: round(v, 4) for k2, v in r.items()}, "cpu_seconds": round(seconds[name], 1)}
                     for name, r in rows.items()},
     }
-    out.with_suffix(".json").write_text(json.dumps(facts, indent=2))
-    write_markdown(out.with_suffix(".md"), facts)
-    print(json.dumps(facts["methods"], indent=2))
+    return facts, report, m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--fraction", type=float, default=0.2, help="share of images with the planted patch")
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="8x2,4x3", help="latent channels x stride-2 levels of each model "
+                    "(8x2: 8 x 8 x 8, 4x3: 4 x 4 x 4)")
+    ap.add_argument("--max-steps", type=int, default=None, help="cap the field's steps (default: the family's)")
+    ap.add_argument("--reduce", default="max", choices=["max", "mean"], help="activation of a channel over positions")
+    ap.add_argument("--out", default="benchmarks/results/features_planted")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    train_set = load_images("cifar10", split="train")
+    test_set = load_images("cifar10", split="test", n=args.n_test, seed=args.seed + 1)
+    data = (*plant(train_set.images, args.fraction, args.seed), *plant(test_set.images, args.fraction, args.seed + 1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for spec in args.models.split(","):
+        channels, levels = (int(v) for v in spec.split("x"))
+        log(f"model {spec}")
+        facts, report, m = run_one(args, channels, levels, data, log)
+        facts["gallery"] = out.with_suffix(f".{spec}.png").name
+        report.plot(m, out.with_suffix(f".{spec}.png"))
+        runs.append(facts)
+    summary = {"command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/features_planted.py " + " ".join(argv or sys.argv[1:]),
+               "device": f"CPU, 1 thread ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+               "runs": runs}
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    write_markdown(out.with_suffix(".md"), summary)
+    print(json.dumps([r["methods"] for r in runs], indent=2))
     return 0
 
 
