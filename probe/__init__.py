@@ -12,14 +12,15 @@ on first use.
 from __future__ import annotations
 
 from .errors import ConfigError, ProbeError
-from .maps.base import CallableMap, LatentMap
+from .maps.base import LatentMap
 from .maps.registry import load, register_adapter
-from .maps.wrap import wrap
+from .maps.wrap import CallableMap, wrap
 
 __version__ = "0.2.0"
 
 _LAZY = {
     "iterate": "probe.field.iterate",
+    "Trajectories": "probe.field.iterate",
     "find_attractors": "probe.field.attractors",
     "AttractorSet": "probe.field.attractors",
     "FieldConfig": "probe.field.config",

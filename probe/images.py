@@ -231,9 +231,9 @@ def grid(images: Tensor | Sequence[Tensor], nrow: int = 8, labels: Sequence[str]
 def save_grid(images: Tensor | Sequence[Tensor], path: str | Path, nrow: int = 8,
               labels: Sequence[str] | None = None) -> Path:
     """Write :func:`grid` as a PNG at ``path`` (atomically); returns the path."""
-    from .io import _atomic_write
+    from .files import atomic_write
 
     path = Path(path)
     img = grid(images, nrow=nrow, labels=labels)
-    _atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
     return path

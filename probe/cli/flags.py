@@ -133,15 +133,10 @@ def add_output_flags(parser, default_out: str) -> None:
 
 # -- using them --------------------------------------------------------------------------------
 def model_args(items: list[str]) -> dict:
-    import yaml
+    """The ``--model-arg KEY=VALUE`` flags as keyword arguments for a model factory."""
+    from ..maps.code import parse_model_args
 
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--model-arg takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return out
+    return parse_model_args(items)
 
 
 def load_model(args: argparse.Namespace, spec: str, field: Any = None):

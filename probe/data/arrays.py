@@ -85,8 +85,9 @@ def _read_npz(path: str, size: int, mtime: float) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ProbeError(f"cannot read {path} as .npz: {str(e).splitlines()[0] if str(e) else e}") from e
+    except Exception as e:  # noqa: BLE001 - numpy raises many kinds; its advice to allow pickle is never ours
+        raise ProbeError(f"cannot read {path} as .npz ({type(e).__name__}): it is not a complete numpy .npz "
+                         f"archive of plain arrays; write it with numpy.savez(path, images=...)") from e
     for a in data.values():
         a.flags.writeable = False
     return data
@@ -112,6 +113,10 @@ def load_npz(path: str | Path, *, n: int | None = None, seed: int = 0, name: str
         raise ProbeError(f"{path}: 'images' must be [N,H,W], [N,H,W,C] or [N,C,H,W], got shape {images.shape}")
     if labels is not None and (labels.ndim != 1 or len(labels) != len(images)):
         raise ProbeError(f"{path}: 'labels' must be [N] with N = {len(images)}, got shape {labels.shape}")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        bad = ~np.isfinite(images.reshape(len(images), -1)).all(1)
+        raise ProbeError(f"{path}: 'images' holds NaN or Inf (not finite) values in {int(bad.sum())} of "
+                         f"{len(images)} images (first: index {int(bad.argmax())}); clean or drop them")
     classes = [str(c) for c in data["classes"].tolist()] if "classes" in data else None
     src = str(data["source"]) if "source" in data and data["source"].ndim == 0 else ""
     return from_arrays(images, labels, n=n, seed=seed, classes=classes, name=name or path.stem,

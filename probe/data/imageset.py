@@ -186,7 +186,7 @@ class ImageSet:
         """Write a ``.npz`` that ``load_images(path)`` reads back: images [N,H,W,C], labels, classes,
         source, and the ``indices`` into the set it came from. Written atomically."""
 
-        from ..io import _atomic_write
+        from ..files import atomic_write
 
         path = Path(path)
         if path.suffix != ".npz":
@@ -201,7 +201,7 @@ class ImageSet:
         def write(tmp):
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
-        _atomic_write(path, write)
+        atomic_write(path, write)
         return path
 
     def describe(self) -> dict:

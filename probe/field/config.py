@@ -17,16 +17,14 @@ from typing import Any
 
 from ..config import field
 from ..errors import ConfigError
+from ..maps.base import FOUNDATION_DEFAULTS  # the paper's two families (METHOD.md section 1)
 
 __all__ = ["FieldConfig", "family_defaults", "SOLVERS", "DTYPES", "MERGE_RULES", "SEED_DISTS"]
 
 MERGE_RULES = ("cosine", "euclidean")
 SEED_DISTS = ("normal", "data")
-SOLVERS = ("plain", "anderson", "mixed")
+SOLVERS = ("plain", "anderson", "mixed", "newton")
 DTYPES = ("fp32", "fp64", "bf16", "fp16")
-#: The paper's settings when a map names no family (foundation models, METHOD.md section 1).
-FOUNDATION_DEFAULTS = {"tol": 1e-5, "max_steps": 500}
-SMALL_AE_DEFAULTS = {"tol": 1e-6, "max_steps": 3000}
 
 
 def family_defaults(map: Any) -> dict:
@@ -54,7 +52,8 @@ class FieldConfig:
     merge: str = field("cosine", "rule that merges end points into one attractor: 'cosine' (the paper) or 'euclidean'")
     merge_threshold: float = field(0.99, "cosine above which (or distance below which) end points merge")
     solver: str = field("plain", "'plain' iteration (the paper's; it defines the basins), 'anderson' (safeguarded, "
-                                 "end points re-verified) or 'mixed' (bf16/fp16 iteration, then an fp32 polish)")
+                                 "end points re-verified), 'mixed' (bf16/fp16 iteration, then an fp32 polish) or "
+                                 "'newton' (plain steps, Newton-Krylov in the linear tail; end points re-verified)")
     dtype: str | None = field(None, "dtype f computes in: fp32, fp64, bf16, fp16 (default: the map's; for 'mixed' "
                                     "the low dtype before the polish, default bf16)")
     compile: bool = field(False, "torch.compile f = E(D(z)) (pays off on a GPU for long runs)")

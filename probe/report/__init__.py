@@ -89,11 +89,11 @@ def write_report(folder: str | Path, out: str | Path | None = None, *, model=Non
     decode latents when the result's own model cannot be loaded from what it recorded;
     ``trajectories`` film strips are drawn per attractor set (0: none).
     """
-    from ..io import _atomic_write
+    from ..files import atomic_write
 
     text = render_report(folder, model=model, trajectories=trajectories, device=device)
     out = Path(out) if out is not None else Path(folder) / "report.html"
-    _atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return out
 
 

@@ -77,10 +77,10 @@ class Context:
         return None, "the model it records does not load (" + "; ".join(errors) + ")"
 
     def _load(self, spec: str):
-        import probe
+        from ..maps.registry import load
 
         try:
-            return probe.load(spec, device=self.device) if self.device else probe.load(spec), None
+            return load(spec, device=self.device) if self.device else load(spec), None
         except Exception as e:  # any failure only means: no pictures of latents
             return None, first_line(e)
 
