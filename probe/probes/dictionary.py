@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..config import field
-from ..errors import ConfigError, ProbeError
+from ..errors import ConfigError, ProbeError, first_line
 from ..field.config import FieldConfig
 from ..maps.base import LatentMap
 from ..sparse._inputs import resolve_n_nonzero
@@ -233,6 +233,7 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
     note = None
     if attractors is None:
         aset = search_or_reuse(map, cfg.field.replace(resolution=res), out / "attractors" if out else None,
+                               data_latents=_seed_statistics(map, datasets[0], cfg, res, opts),
                                progress=progress, overwrite=overwrite, log=log)
     else:
         from ..field import AttractorSet
@@ -265,6 +266,22 @@ def run_dictionary(map: LatentMap, attractors: Any, datasets: list[str], cfg: Di
                 r.save(out / "datasets" / slug(spec))
         reports.append(r)
     return DictionaryReport.merge(reports)
+
+
+def _seed_statistics(map: LatentMap, spec: str, cfg: DictionaryConfig, res: int, opts: dict) -> Tensor | None:
+    """For ``seed_dist='data'``: encoded train-split images of the first set, whose per-dimension mean and
+    spread the Gaussian seeds then match (only these statistics of the data reach the seeds)."""
+    if cfg.field.seed_dist != "data":
+        return None
+    from ..data import load_images
+
+    try:
+        train = load_images(spec, split="train", channels=map.image_channels, **opts)
+    except ProbeError as e:
+        raise ProbeError(f"seed_dist 'data' matches the seeds to encoded train-split images of {spec}, "
+                         f"which has none ({first_line(e)}); use seed_dist 'normal'") from e
+    train = train.subset(min(len(train), cfg.pca_images), seed=cfg.field.seed).resize(res)
+    return encode_images(map, train, cfg.image_batch)
 
 
 def _fit_images(spec: str, test, cfg: DictionaryConfig, res: int, map: LatentMap, opts: dict):

@@ -46,6 +46,7 @@ def dictionary_atoms(aset: Any, latent_shape: tuple[int, ...], atoms_from: str =
             "latent_dim": flat.shape[1], "latent_shape": list(latent_shape), "verdict": verdict,
             "merge": merge.get("rule"), "merge_threshold": merge.get("threshold"),
             "tol": fcfg.get("tol"), "max_steps": fcfg.get("max_steps"), "degenerate": len(flat) < MIN_ATOMS,
+            "seed_dist": fcfg.get("seeds", fcfg.get("seed_dist", "normal")),
             "end_points_coded": False}
     return flat, info
 

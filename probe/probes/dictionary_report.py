@@ -177,7 +177,9 @@ class DictionaryReport(Result):
         a, c = self.attractors, self.config
         s = c["sparsity"] if sparsity is None else sparsity
         nz = sorted({v for info in self.datasets.values() for v in info["n_nonzero"][skey(s)].values()})
-        found = (f"{a['n_found']} {a['atoms_are']} found from {a['n_seeds']} Gaussian seeds"
+        seeds = {"normal": "Gaussian seeds N(0, I)", "given": "given seeds"}.get(
+            a.get("seed_dist", "normal"), "Gaussian seeds matched to the latent mean and spread of encoded train images")
+        found = (f"{a['n_found']} {a['atoms_are']} found from {a['n_seeds']} {seeds}"
                  + (f", a seeded random {a['n_atoms']} of them used" if a["n_atoms"] < a["n_found"] else ""))
         res = sorted({str(info["resolution"]) for info in self.datasets.values()})
         return (f"Dictionary probe, model {self.map.get('name')}: atoms = {a['n_atoms']} {a['atoms_are'].upper()} "
