@@ -20,7 +20,7 @@ def _sk_lasso(d, y, alphas):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at tiny tol is sklearn's, not ours
         return np.stack([Lasso(alpha=float(a), fit_intercept=False, tol=1e-10, max_iter=100_000).fit(d, t).coef_
-                         for a, t in zip(alphas, y)])
+                         for a, t in zip(alphas, y, strict=False)])
 
 
 @pytest.mark.parametrize("alpha", [2.0, 0.3, 0.05, 0.005])  # 2.0 is above alpha_max: all zeros
@@ -43,7 +43,7 @@ def test_penalty_per_signal_gives_exactly_s_nonzeros_and_is_the_lasso_solution(s
     # the codes are for the atoms as given; on unit atoms they are sklearn's lasso at that penalty
     on_unit = codes * np.linalg.norm(d, axis=0)
     np.testing.assert_allclose(on_unit, _sk_lasso(unit, y, alpha), atol=1e-4)
-    for a, t in zip(alpha, y):  # and that penalty is on the first stretch of the path with s atoms
+    for a, t in zip(alpha, y, strict=False):  # and that penalty is on the first stretch of the path with s atoms
         alphas, _, coefs = lars_path(unit, t, method="lasso")
         assert ((coefs != 0).sum(0)[alphas > a * (1 + 1e-9)] < s).all()
 

@@ -57,7 +57,7 @@ def test_fp32_agrees_with_fp64():
     c64 = omp(torch.from_numpy(d), torch.from_numpy(y), 10)
     c32 = omp(torch.from_numpy(d).float(), torch.from_numpy(y).float(), 10)
     assert c32.dtype == torch.float32
-    same = np.mean([a == b for a, b in zip(_supports(c32.numpy()), _supports(c64.numpy()))])
+    same = np.mean([a == b for a, b in zip(_supports(c32.numpy()), _supports(c64.numpy()), strict=False)])
     assert same >= 0.95
     r64 = torch.from_numpy(y) - c64 @ torch.from_numpy(d).T
     r32 = torch.from_numpy(y).float() - c32 @ torch.from_numpy(d).float().T
