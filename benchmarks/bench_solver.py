@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_all import RESULTS, command_line, device_slug, environment  # noqa: E402
 
-SOLVERS = ("plain", "anderson", "anderson relax 1.8", "mixed")
+SOLVERS = ("plain", "anderson", "anderson relax 1.8", "mixed", "newton")
 CASES = ("fmnist-k16", "convae-k128", "contraction")
 
 
@@ -110,7 +110,7 @@ def agreement(ref, r) -> tuple[bool, float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="accepted for run_all; the cases are CPU-sized already")
@@ -142,6 +142,7 @@ def main(argv=None) -> int:
                             f"{float(conv.median()) if len(conv) else float('nan'):.0f} | {len(r)} ({int(r.stable.sum())}) | "
                             f"{'yes' if same else 'no'} ({worst:.6f}) | {100 * basin:.1f}% | {r.timing['redone']} |")
                 print(f"{case} {solver}: {rows[-1]}", file=sys.stderr)
+            assert ref is not None
             plain = ref[0]
             lines += [f"## {case}: {m.name}", "",
                       f"{len(z0)} seeds, latent {'x'.join(map(str, z0.shape[1:]))}, tol {plain.config['tol']:g}, "

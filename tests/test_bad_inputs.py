@@ -343,7 +343,7 @@ COMMANDS = {
     "run --batch-size 0": ([*RUN, "--batch-size", "0"], r"batch_size must be an integer >= 1"),
     "run --checkpoint-every -1": ([*RUN, "--checkpoint-every=-1"], r"checkpoint_every must be >= 0"),
     "run --merge manhattan": ([*RUN, "--merge", "manhattan"], r"merge"),
-    "run --solver newton": ([*RUN, "--solver", "newton"], r"solver"),
+    "run --solver secant": ([*RUN, "--solver", "secant"], r"solver"),
     "run --dtype fp8": ([*RUN, "--dtype", "fp8"], r"dtype"),
     "run --merge-threshold 2": ([*RUN, "--merge-threshold", "2"], r"merge_threshold.*\[-1, 1\]"),
     "run --device nonsense": ([*RUN, "--device", "nonsense"], r"device"),

@@ -36,7 +36,7 @@ def test_the_registry_names_the_three_solvers_and_refuses_others():
     iterate(m, torch.zeros(1, 4), max_steps=2)
     assert {"plain", "anderson", "mixed"} <= set(SOLVERS)
     with pytest.raises(ConfigError, match="solver must be one of"):
-        iterate(m, torch.zeros(1, 4), solver="newton")
+        iterate(m, torch.zeros(1, 4), solver="secant")
 
 
 def test_anderson_on_a_slow_linear_contraction_takes_far_fewer_steps():

@@ -39,7 +39,7 @@ def register(name: str):
 
 
 def make_solver(name: str, engine):
-    from . import anderson, mixed, plain  # noqa: F401 - registers them
+    from . import anderson, mixed, newton, plain  # noqa: F401 - registers them
 
     if name not in SOLVERS:
         raise ConfigError(f"solver must be one of {', '.join(sorted(SOLVERS))}, got {name!r}")
