@@ -18,20 +18,25 @@ ORDER = ["self", "seeds", "bottleneck", "taef2"]
 
 
 def sym(r: ComparisonReport, key: str) -> float:
-    return (r.stat(key.format("A->B")).mean + r.stat(key.format("B->A")).mean) / 2
+    """The mean of a measure over both directions; ``key`` is "space|{}|measure" with {} the direction."""
+    return (stat(r, key.format("A->B")) + stat(r, key.format("B->A"))) / 2
+
+
+def stat(r: ComparisonReport, key: str) -> float:
+    return r.stat(tuple(key.split("|"))).mean
 
 
 def measures(r: ComparisonReport) -> dict[str, float]:
     m = {"pixel correlation (Chamfer)": sym(r, "set|{}|max_cos"),
          "pixel correlation, shuffled reference": sym(r, "set|{}|ref_max_cos"),
          "cross-code MSE": sym(r, "pixel|{}|attractors|mse"),
-         "cross-code MSE / orthogonal MSE": (r.stat("pixel|A->B|attractors|mse").mean / r.stat("pixel|A->B|orthogonal|mse").mean
-                                             + r.stat("pixel|B->A|attractors|mse").mean / r.stat("pixel|B->A|orthogonal|mse").mean) / 2,
+         "cross-code MSE / orthogonal MSE": (stat(r, "pixel|A->B|attractors|mse") / stat(r, "pixel|A->B|orthogonal|mse")
+                                             + stat(r, "pixel|B->A|attractors|mse") / stat(r, "pixel|B->A|orthogonal|mse")) / 2,
          "nearest-neighbour pixel MSE": sym(r, "set|{}|nn_mse")}
-    if "latent|A->B|max_cos" in r.values:
+    if ('latent', 'A->B', 'max_cos') in r.values:
         m["latent Chamfer"] = sym(r, "latent|{}|max_cos")
-    if "latent|agree" in r.values:
-        m["basin agreement"] = r.stat("latent|agree").mean
+    if ('latent', 'agree') in r.values:
+        m["basin agreement"] = stat(r, "latent|agree")
         m["ARI"] = r.scalars["ari"]
     return m
 
@@ -58,7 +63,7 @@ def main(runs: str, out: str) -> None:
                                 ("nearest-neighbour pixel MSE", False)):
         seq = [(n, rows[n][c]) for n in ORDER if n in rows and c in rows[n]]
         vals = [v for _, v in seq]
-        ok = all((a >= b) if higher_is_closer else (a <= b) for a, b in zip(vals, vals[1:]))
+        ok = all((a >= b) if higher_is_closer else (a <= b) for a, b in zip(vals, vals[1:], strict=False))
         lines.append(f"- {c}: " + ", ".join(f"{n} {v:.4g}" for n, v in seq)
                      + f" -> {'ordered as expected' if ok else 'NOT in the expected order'}")
     Path(out).write_text("\n".join(lines) + "\n")

