@@ -9,13 +9,17 @@ import functools
 import gzip
 import os
 import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from ..errors import ProbeError
 from .imageset import ImageSet, as_nchw, subset_indices
+
+T = TypeVar("T")
 
 
 def from_arrays(images: np.ndarray, labels: np.ndarray | None, *, n: int | None, seed: int, **meta) -> ImageSet:
@@ -43,7 +47,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) ->
     return {"train": train_idx, "test": test_idx, "all": np.arange(len(labels))}
 
 
-def pick_split(name: str, split: str, splits: dict) -> object:
+def pick_split(name: str, split: str, splits: Mapping[str, T]) -> T:
     if split not in splits:
         raise ProbeError(f"{name} has no split {split!r}; choose one of {', '.join(splits)}")
     return splits[split]

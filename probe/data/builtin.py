@@ -11,6 +11,7 @@ import gzip
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -106,8 +107,9 @@ def mnist(split, n, seed, resolution):
 @functools.lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
+    from sklearn.utils import Bunch
 
-    d = load_digits()
+    d = cast(Bunch, load_digits())  # sklearn's inferred return type also includes the return_X_y tuple
     images = np.rint(d.images * (255 / 16)).astype(np.uint8)  # 17 grey levels 0..16 -> 0..255
     images.flags.writeable = False
     return images, d.target.astype(np.int64)

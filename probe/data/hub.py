@@ -158,10 +158,10 @@ def load_hf(path: str, config: str | None = None, *, split: str = "test", n: int
             if split in dd:
                 ds, used = dd[split], split
             elif len(dd) == 1:
-                used = next(iter(dd))
-                ds = dd[used]
+                key = next(iter(dd))
+                ds, used = dd[key], str(key)
             else:
-                raise ProbeError(f"{where} has no split {split!r}; it has {', '.join(dd)}")
+                raise ProbeError(f"{where} has no split {split!r}; it has {', '.join(str(k) for k in dd)}")
         else:
             ds, used = datasets.load_dataset(_hub_source(path), config, split=split, cache_dir=cache_dir), split
     except ProbeError:

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,6 +153,7 @@ class ImageSet:
     def take(self, idx) -> ImageSet:
         """The images at positions ``idx`` (in that order)."""
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64).reshape(-1)
+        assert self.indices is not None  # set by __post_init__
         return self._with(f"take({len(idx)})", images=self.images[idx].contiguous(),
                           labels=None if self.labels is None else self.labels[idx],
                           indices=self.indices[idx],
@@ -191,7 +193,9 @@ class ImageSet:
         path = Path(path)
         if path.suffix != ".npz":
             raise ProbeError(f"an ImageSet saves as .npz, got {path}")
-        arrays = {"images": self.images.permute(0, 2, 3, 1).numpy(), "indices": self.indices.numpy(),
+        assert self.indices is not None  # set by __post_init__
+        # Any: pyright matches **arrays against savez_compressed's keyword allow_pickle: bool too
+        arrays: dict[str, Any] = {"images": self.images.permute(0, 2, 3, 1).numpy(), "indices": self.indices.numpy(),
                   "source": np.array(" | ".join(filter(None, [self.name, self.source, self.split, *self.ops])))}
         if self.labels is not None:
             arrays["labels"] = self.labels.numpy()

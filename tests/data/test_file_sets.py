@@ -27,14 +27,16 @@ def test_folder_with_class_subfolders(tmp_path):
     arrays = write_folder(tmp_path / "pets")
     s = load_images(tmp_path / "pets")
     assert s.images.shape == (6, 3, 12, 12) and s.classes == ["cat", "dog"]
+    assert s.labels is not None
     assert s.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(s.images, torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))  # png is lossless
     one = load_images(tmp_path / "pets" / "dog" / "1.png")
     assert len(one) == 1 and torch.equal(one.images[0], s.images[4]) and one.labels is None
     with pytest.raises(ProbeError, match="no such file"):
         load_images("missing.png")
-    sub = load_images(str(tmp_path / "pets"), n=4, seed=2)
-    assert torch.equal(sub.images, s.subset(4, seed=2).images) and torch.equal(sub.labels, s.subset(4, seed=2).labels)
+    sub, ref = load_images(str(tmp_path / "pets"), n=4, seed=2), s.subset(4, seed=2)
+    assert sub.labels is not None and ref.labels is not None
+    assert torch.equal(sub.images, ref.images) and torch.equal(sub.labels, ref.labels)
 
 
 def test_folder_split_subfolder_grey_and_sizes(tmp_path):
@@ -43,6 +45,7 @@ def test_folder_split_subfolder_grey_and_sizes(tmp_path):
     with pytest.raises(ProbeError, match="differ in size.*resolution"):
         load_images(tmp_path / "d")
     s = load_images(tmp_path / "d", resolution=8)
+    assert s.labels is not None
     assert s.images.shape == (3, 3, 8, 8) and s.labels.tolist() == [0, 0, 0]
     assert s.images[2].unique().tolist() == [7]  # the grey image, repeated to RGB
     (tmp_path / "empty" / "sub").mkdir(parents=True)
@@ -58,6 +61,7 @@ def test_npz_layouts_labels_and_missing_images(tmp_path):
     np.savez(tmp_path / "c.npz", images=nhwc[..., 0])
     a = load_images(tmp_path / "a.npz")
     assert torch.equal(a.images, torch.from_numpy(nhwc).permute(0, 3, 1, 2))
+    assert a.labels is not None
     assert a.labels.dtype == torch.int64 and a.classes == ["no", "yes"] and a.name == "a"
     assert torch.equal(load_images(tmp_path / "b.npz").images, a.images)
     assert load_images(tmp_path / "c.npz").images.shape == (9, 1, 5, 5)
@@ -85,6 +89,7 @@ def test_parquet_with_image_and_classlabel_columns(tmp_path, hf_cache):
                                   "note": ["x"] * 8}, features=feats)
     table.to_parquet(str(tmp_path / "set.parquet"))
     s = load_images(tmp_path / "set.parquet")
+    assert s.labels is not None
     assert s.images.shape == (8, 3, 6, 10) and s.labels.tolist() == [0, 1, 2, 3] * 2
     assert torch.equal(s.images, torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))
     assert s.classes == ["c0", "c1", "c2", "c3"]
@@ -97,8 +102,10 @@ def test_imagefolder_through_hf_matches_the_folder_loader(tmp_path, hf_cache):
     via_hf = load_images(f"hf:imagefolder:{tmp_path / 'pets'}")
     direct = load_images(tmp_path / "pets")
     assert via_hf.classes == direct.classes == ["cat", "dog"]
-    order = sorted(range(6), key=lambda i: (via_hf.labels[i].item(), via_hf.images[i].sum().item()))
-    want = sorted(range(6), key=lambda i: (direct.labels[i].item(), direct.images[i].sum().item()))
+    hf_labels, direct_labels = via_hf.labels, direct.labels
+    assert hf_labels is not None and direct_labels is not None
+    order = sorted(range(6), key=lambda i: (hf_labels[i].item(), via_hf.images[i].sum().item()))
+    want = sorted(range(6), key=lambda i: (direct_labels[i].item(), direct.images[i].sum().item()))
     assert torch.equal(via_hf.images[order], direct.images[want])
 
 

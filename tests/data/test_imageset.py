@@ -17,13 +17,16 @@ def test_subset_is_the_documented_permutation_and_deterministic():
     s = make(20)
     a, b = s.subset(7, seed=3), s.subset(7, seed=3)
     want = np.random.default_rng(3).permutation(20)[:7]
+    assert a.indices is not None and b.indices is not None and a.labels is not None and s.labels is not None
     assert a.indices.tolist() == want.tolist() == b.indices.tolist()
     assert torch.equal(a.images, s.images[torch.from_numpy(want)])
     assert torch.equal(a.labels, s.labels[torch.from_numpy(want)])
-    assert s.subset(7, seed=4).indices.tolist() != want.tolist()
+    other = s.subset(7, seed=4).indices
+    assert other is not None and other.tolist() != want.tolist()
     assert a.describe()["ops"] == ["subset(n=7, seed=3)"]
     # a subset of a subset still names positions in the original set
-    assert a.subset(3, seed=0).indices.tolist() == want[np.random.default_rng(0).permutation(7)[:3]].tolist()
+    nested = a.subset(3, seed=0).indices
+    assert nested is not None and nested.tolist() == want[np.random.default_rng(0).permutation(7)[:3]].tolist()
 
 
 def test_subset_larger_than_set_is_an_error():
@@ -105,6 +108,7 @@ def test_save_npz_round_trips_through_load_images(tmp_path):
 
     s = make(10).subset(5, seed=1)
     back = load_images(s.save(tmp_path / "part.npz"))
+    assert back.labels is not None and s.labels is not None
     assert torch.equal(back.images, s.images) and torch.equal(back.labels, s.labels) and back.classes == s.classes
     assert "subset(n=5, seed=1)" in back.source
     with pytest.raises(ProbeError, match=".npz"):
