@@ -20,6 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 import torch
@@ -156,6 +157,9 @@ def _create(arch: str, pretrained: str | None, overrides: dict | None, preproces
 class OpenClipEncoder(LatentMap):
     """The image tower of an open_clip model; ``decode`` raises until a surrogate is fitted."""
 
+    mean: Tensor  # buffers registered in __init__
+    std: Tensor
+
     def __init__(self, model, arch: str, pretrained: str | None, *, latent: str = "sphere", keep_text: bool = True,
                  overrides: dict | None = None, stored_weights: bool | None = None):
         super().__init__()
@@ -168,7 +172,7 @@ class OpenClipEncoder(LatentMap):
         self.requires_grad_(False)
         pp = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
         size = pp.get("size", getattr(model.visual, "image_size", 224))
-        self.input_size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+        self.input_size = cast(tuple[int, int], (size, size) if isinstance(size, int) else tuple(int(s) for s in size))
         interp = pp.get("interpolation")  # open_clip's default is bicubic; torch resizes both with antialiasing
         self.interpolation = interp if interp in ("bicubic", "bilinear") else "bicubic"
         mean = pp.get("mean", getattr(model.visual, "image_mean", None)) or _open_clip().OPENAI_DATASET_MEAN
@@ -270,6 +274,9 @@ def load_open_clip(tag: str, *, latent: str = "sphere", keep_text: bool = True, 
 class ClipSurrogateMap(LatentMap):
     """A frozen open_clip encoder E with a fitted surrogate decoder D: f(z) = E(D(z))."""
 
+    encoder: OpenClipEncoder  # submodules set in __init__
+    decoder: UpconvDecoder
+
     def __init__(self, encoder: OpenClipEncoder, decoder: UpconvDecoder, fit: dict | None = None):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
@@ -343,9 +350,9 @@ def load_saved(folder: str | Path, meta: dict | None = None, *, encoder_weights:
     ``encoder_weights``: a local checkpoint for an encoder saved by tag (offline reloads).
     """
     folder = Path(folder)
-    meta = meta if meta is not None else load_json(folder / MANIFEST)
+    manifest: dict = meta if meta is not None else load_json(folder / MANIFEST)
     try:
-        ref, dcfg = meta["encoder"], DecoderConfig(**meta["decoder"])
+        ref, dcfg = manifest["encoder"], DecoderConfig(**manifest["decoder"])
         arch, pretrained, pp = ref["arch"], ref.get("pretrained"), ref.get("preprocess") or {}
     except (KeyError, TypeError, ValueError) as e:
         raise ProbeError(f"{folder / MANIFEST}: bad clip_surrogate manifest ({e})") from e
@@ -369,8 +376,8 @@ def load_saved(folder: str | Path, meta: dict | None = None, *, encoder_weights:
                               overrides=ref.get("overrides"), stored_weights=bool(stored))
     decoder = UpconvDecoder(dcfg)
     try:
-        decoder.load_state_dict(load_tensors(folder / meta.get("weights", DECODER_WEIGHTS)))
+        decoder.load_state_dict(load_tensors(folder / manifest.get("weights", DECODER_WEIGHTS)))
     except RuntimeError as e:
         raise ProbeError(f"{folder}: decoder weights do not match its config ({_one_line(e)})") from e
-    fit = {k: meta[k] for k in ("fit", "history", "n_train", "n_val", "images") if k in meta}
+    fit = {k: manifest[k] for k in ("fit", "history", "n_train", "n_val", "images") if k in manifest}
     return ClipSurrogateMap(encoder, decoder.to(encoder.dtype), fit).eval()

@@ -90,7 +90,8 @@ class ConvAE(LatentMap):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 mode = "fan_out" if isinstance(m, nn.ConvTranspose2d) else "fan_in"
                 nn.init.kaiming_normal_(m.weight, a=0.2, mode=mode, nonlinearity="leaky_relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # every layer here has a bias
+                    nn.init.zeros_(m.bias)
 
     def _encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)
@@ -122,15 +123,15 @@ class ConvAE(LatentMap):
 def load_saved(folder: str | Path, meta: dict | None = None, **opts) -> ConvAE:
     """Load a folder written by :meth:`ConvAE.save` (``probe.load`` dispatches here)."""
     folder = Path(folder)
-    meta = meta if meta is not None else load_json(folder / MANIFEST)
+    manifest: dict = meta if meta is not None else load_json(folder / MANIFEST)
     if opts:
         raise ProbeError(f"convae models take no load options, got {', '.join(sorted(opts))}")
     try:
-        cfg = ConvAEConfig(**meta["config"])
+        cfg = ConvAEConfig(**manifest["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise ProbeError(f"{folder / MANIFEST}: bad convae config ({e})") from e
-    model = ConvAE(cfg, name=meta.get("name") or f"convae:{folder.name}")
-    state = load_tensors(folder / meta.get("weights", WEIGHTS))
+    model = ConvAE(cfg, name=manifest.get("name") or f"convae:{folder.name}")
+    state = load_tensors(folder / manifest.get("weights", WEIGHTS))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -84,13 +85,16 @@ class DiffusersMap(LatentMap):
     """A diffusers autoencoder; images [0, 1] at the boundary, diffusion latents inside."""
 
     field_defaults = {"tol": 1e-5, "max_steps": 500}  # foundation-model setting (METHOD.md section 1)
+    model: Any  # a diffusers autoencoder: .config, .encode(), .decode()
+    shift: Tensor  # buffers registered in __init__
+    scale: Tensor
 
     def __init__(self, model: torch.nn.Module, source: str = "", sample: bool = False):
         super().__init__()
         self.model = model
         self.source = source
         self.sample = bool(sample)
-        cfg = dict(model.config)
+        cfg: dict[str, Any] = dict(self.model.config)
         self.ae_config = cfg
         self.image_channels = int(cfg.get("in_channels", cfg.get("encoder_in_channels", 3)) or 3)
         self.name = f"{type(model).__name__} ({source})" if source else type(model).__name__
@@ -119,7 +123,7 @@ class DiffusersMap(LatentMap):
                 return channels, 2 ** (len(cfg[key]) - 1)
         return channels, None
 
-    def _measure_geometry(self) -> None:
+    def _measure_geometry(self) -> tuple[int, int]:
         """Fallback for classes whose config does not say: encode one small blank image."""
         r = 64
         try:
@@ -130,14 +134,16 @@ class DiffusersMap(LatentMap):
         if z.dim() != 4:
             raise ProbeError(f"{self.name} gives latents of shape {tuple(z.shape)}, not [B, C, h, w]")
         self._channels, self.downsample = int(z.shape[1]), r // int(z.shape[-1])
+        return self._channels, self.downsample
 
     def latent_shape(self, resolution: int | None = None) -> tuple[int, ...]:
-        if self._channels is None or self.downsample is None:
-            self._measure_geometry()
+        channels, down = self._channels, self.downsample
+        if channels is None or down is None:
+            channels, down = self._measure_geometry()
         r = resolution or self.default_resolution()
-        if r % self.downsample:
-            raise ProbeError(f"{self.name} needs a resolution that is a multiple of {self.downsample}, got {r}")
-        return (int(self._channels), r // self.downsample, r // self.downsample)
+        if r % down:
+            raise ProbeError(f"{self.name} needs a resolution that is a multiple of {down}, got {r}")
+        return (int(channels), r // down, r // down)
 
     # -- the map --------------------------------------------------------------
     def _encode(self, x: Tensor) -> Tensor:

@@ -98,7 +98,7 @@ class TAESDMap(LatentMap):
         super().__init__()
         if variant is not None and variant not in VARIANTS:
             raise ProbeError(f"unknown TAESD variant {variant!r}; known: {', '.join(VARIANTS)}")
-        c, p = VARIANTS.get(variant, (4, False))
+        c, p = VARIANTS[variant] if variant is not None else (4, False)
         self.variant = variant
         self.latent_channels = latent_channels or c
         self.pooled = p if pooled is None else pooled

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch._C._nn import _parse_to  # what nn.Module.to itself uses to read its arguments
 
 from ..errors import ProbeError
 from .base import LatentMap, family_settings
@@ -76,7 +77,7 @@ class CallableMap(LatentMap):
 
     def to(self, *args, **kwargs):  # remember device/dtype for parameter-free callables
         out = super().to(*args, **kwargs)
-        dev, dt, *_ = torch._C._nn._parse_to(*args, **kwargs)
+        dev, dt, *_ = _parse_to(*args, **kwargs)
         if dev is not None:
             self._device = torch.device(dev)
         if dt is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import torch
@@ -26,7 +27,9 @@ FIT = FitConfig(images="digits", resolution=16, width=8, epochs=3, batch_size=16
 
 @pytest.fixture(scope="module")
 def encoder() -> OpenClipEncoder:
-    return probe.load(SPEC, model_cfg=TINY)
+    m = probe.load(SPEC, model_cfg=TINY)
+    assert isinstance(m, OpenClipEncoder)
+    return m
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +95,18 @@ def test_cached_tag_loads_offline_and_saves_by_reference(encoder, monkeypatch, t
     (snap.parent.parent / "refs" / "main").write_text("abc123")
     torch.save(encoder.clip.state_dict(), snap / "open_clip_pytorch_model.bin")  # tiny stand-in weights
     tagged = probe.load("open_clip:ViT-B-32/laion2b_s34b_b79k", model_cfg=TINY, cache_dir=str(tmp_path))
+    assert isinstance(tagged, OpenClipEncoder)
     x = load_images("photos", n=2, resolution=32).float()
     assert tagged.pretrained == "laion2b_s34b_b79k" and not tagged.stored_weights
     assert torch.equal(tagged.encode(x), encoder.encode(x))
     folder = ClipSurrogateMap(tagged, UpconvDecoder(DecoderConfig(latent_dim=32, resolution=8, width=4))).save(tmp_path / "s")
     assert not (folder / "encoder.safetensors").exists()
     z = torch.randn(3, 32)
-    for opts in ({"cache_dir": str(tmp_path)}, {"encoder_weights": str(snap / "open_clip_pytorch_model.bin")}):
+    options: list[dict[str, Any]] = [{"cache_dir": str(tmp_path)},
+                                     {"encoder_weights": str(snap / "open_clip_pytorch_model.bin")}]
+    for opts in options:
         again = probe.load(folder, **opts)
+        assert isinstance(again, ClipSurrogateMap)
         assert again.encoder.pretrained == "laion2b_s34b_b79k"
         with torch.no_grad():
             assert torch.equal(again.f(z), ClipSurrogateMap(tagged, again.decoder).f(z))

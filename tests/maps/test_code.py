@@ -144,6 +144,7 @@ def test_a_module_object_loads_directly(models):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("my_models_direct", models)
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     m = probe.load(mod.build(2))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pytest
 import torch
@@ -25,8 +26,9 @@ def _one_thread():
 def digits_uint8(n: int | None = None) -> torch.Tensor:
     """scikit-learn's real 8x8 handwritten digits as uint8 [N, 1, 8, 8]."""
     from sklearn.datasets import load_digits
+    from sklearn.utils import Bunch
 
-    x = torch.from_numpy(load_digits().images).float() / 16
+    x = torch.from_numpy(cast(Bunch, load_digits()).images).float() / 16
     x = (x * 255).round().to(torch.uint8)[:, None]
     return x if n is None else x[:n]
 
@@ -116,7 +118,7 @@ def test_training_on_real_digits_beats_the_mean_image(tmp_path):
 
 def test_resume_equals_uninterrupted_run(tmp_path):
     x = digits_uint8(300)
-    kw = dict(width=2, bottleneck=3, batch_size=50, lr_step=1, lr_gamma=0.5, augment="shift")
+    kw: dict[str, Any] = dict(width=2, bottleneck=3, batch_size=50, lr_step=1, lr_gamma=0.5, augment="shift")
     full = train(TrainConfig(epochs=3, **kw), tmp_path / "a", train_set=x, test_set=x[:50], log=None)
     train(TrainConfig(epochs=1, **kw), tmp_path / "b", train_set=x, test_set=x[:50], log=None)
     resumed = train(TrainConfig(epochs=3, **kw), tmp_path / "b", train_set=x, test_set=x[:50], log=None)
@@ -127,7 +129,9 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     back = TrainRun.load(tmp_path / "b")
     assert back.epochs_done == 3
     first = back.checkpoint(1)
-    assert not torch.equal(first.encoder[0].weight, back.model.encoder[0].weight)
+    conv_first, conv_back = first.encoder[0], back.model.encoder[0]
+    assert isinstance(conv_first, torch.nn.Conv2d) and isinstance(conv_back, torch.nn.Conv2d)
+    assert not torch.equal(conv_first.weight, conv_back.weight)
     with pytest.raises(ProbeError, match="other settings"):
         train(TrainConfig(epochs=3, **{**kw, "bottleneck": 4}), tmp_path / "b", train_set=x, log=None)
 
@@ -153,6 +157,7 @@ def test_builtin_reconstruction_matches_its_model_card():
         pytest.skip(f"Fashion-MNIST not installed: {e}")
     card = json.loads((probe.maps.registry.BUILTIN_DIR / "fmnist-k16" / "train.json").read_text())
     m = probe.load("builtin:fmnist-k16")
+    assert isinstance(m, ConvAE)
     assert mse(m, test.images) == pytest.approx(card["history"][-1]["test_mse"], rel=1e-4)
 
 

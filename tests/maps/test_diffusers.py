@@ -50,6 +50,7 @@ def test_autoencoder_kl_scaling_convention(kl_dir):
 
 def test_posterior_sample(kl_dir):
     mean_map, sample_map = probe.load(kl_dir), probe.load(kl_dir, sample=True)
+    assert isinstance(mean_map, DiffusersMap)
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         mean = mean_map.encode(x)
@@ -65,6 +66,7 @@ def test_latents_mean_std_convention(tmp_path):
     mean, std = [0.1, -0.2, 0.3, 0.0], [2.0, 1.0, 0.5, 1.0]
     tiny_kl(scaling_factor=0.5, latents_mean=mean, latents_std=std).save_pretrained(tmp_path)
     m = probe.load(tmp_path)
+    assert isinstance(m, DiffusersMap)
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         raw = m.model.encode(2 * x - 1).latent_dist.mean
@@ -100,6 +102,7 @@ def test_pipeline_folder_with_vae(tmp_path, kl_dir):
     (tmp_path / "model_index.json").write_text(json.dumps(
         {"_class_name": "StableDiffusionPipeline", "vae": ["diffusers", "AutoencoderKL"], "unet": [None, None]}))
     m = probe.load(tmp_path)
+    assert isinstance(m, DiffusersMap)
     assert m.describe()["scaling"] == 0.25 and m.source.endswith("vae")
     assert probe.load(tmp_path, subfolder="vae").describe()["scaling"] == 0.25
     with pytest.raises(ProbeError, match="no config.json"):
