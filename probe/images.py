@@ -123,7 +123,7 @@ def _lanczos(x: Tensor, h: int, w: int) -> Tensor:
     for i in range(a.shape[0]):
         for c in range(a.shape[1]):  # per channel: PIL resizes float images ('F') only one channel at a time
             img = Image.fromarray(a[i, c])
-            out[i, c] = np.asarray(img.resize((w, h), Image.LANCZOS))
+            out[i, c] = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS))
     t = torch.from_numpy(out)
     return t.clamp_(0, 1).to(x.dtype) if floating else t
 
@@ -211,7 +211,7 @@ def grid(images: Tensor | Sequence[Tensor], nrow: int = 8, labels: Sequence[str]
         raise ProbeError(f"{len(labels)} labels for {len(imgs)} images")
     tiles = [to_pil(t).convert("RGB") for t in imgs]
     w, h = tiles[0].size
-    tiles = [t if t.size == (w, h) else t.resize((w, h), Image.NEAREST) for t in tiles]
+    tiles = [t if t.size == (w, h) else t.resize((w, h), Image.Resampling.NEAREST) for t in tiles]
     cap = 12 if labels else 0  # the default PIL font is about 11 px high
     ncol = max(1, min(nrow, len(tiles)))
     nrows = (len(tiles) + ncol - 1) // ncol

@@ -34,7 +34,7 @@ def test_sample_photo_is_the_real_china_jpg():
     a = load_sample_image("china.jpg")
     h, w, _ = a.shape
     s = min(h, w)
-    crop = Image.fromarray(a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]).resize((64, 64), Image.LANCZOS)
+    crop = Image.fromarray(a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]).resize((64, 64), Image.Resampling.LANCZOS)
     torch.testing.assert_close(x[0], torch.from_numpy(np.array(crop)).permute(2, 0, 1).float() / 255)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
@@ -35,9 +36,21 @@ from ._inputs import atom_gram, batch_rows, prepare, resolve_n_nonzero
 START_CAPACITY = 256
 
 
+@overload
 def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
           n_nonzero: int | None = None, batch_size: int | None = None, device=None,
-          return_alpha: bool = False):
+          return_alpha: Literal[False] = False) -> Tensor: ...
+@overload
+def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
+          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+          return_alpha: Literal[True]) -> tuple[Tensor, Tensor]: ...
+@overload
+def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
+          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+          return_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]: ...
+def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
+          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+          return_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Lasso codes ``[n_samples, n_atoms]``, each signal at its own penalty or at ``alpha``.
 
     By default the penalty is chosen per signal so that ``n_nonzero`` atoms (or the

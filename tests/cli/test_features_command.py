@@ -72,10 +72,11 @@ def test_features_command_writes_gallery_csv_and_report(setup, capsys):
     top = rows[0]["attractor"]
     assert {r["image"] for r in rows if r["attractor"] == top} == planted  # the planted scans, by file name
     assert float(rows[0]["attractor_activation"]) == pytest.approx(1.0, abs=1e-3)
+    from probe.probes.features import FeatureReport
     from probe.result import load_result
 
     report = load_result(out)
-    assert type(report).__name__ == "FeatureReport" and report.config["field"]["tol"] == 1e-6
+    assert isinstance(report, FeatureReport) and report.config["field"]["tol"] == 1e-6
     # the same command again finds the finished result
     assert main(["features", f"{tmp / 'patch_models.py'}:build", "--images", str(folder), "--feature", "0",
                  "--image-size", "8", "--top-basins", "2", "--gallery", "4", "--model-arg", "beta=40",

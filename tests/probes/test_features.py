@@ -66,6 +66,7 @@ def test_planted_images_flow_to_the_attractor_with_the_feature(tmp_path):
     rows = report.to_rows()
     assert len(rows) == 24 and rows[0]["activation"] >= rows[-1]["activation"]
     assert {r["image"] for r in rows if r["attractor"] == top} == {str(i) for i in range(0, 24, 3)}
+    assert report.model is not None
     assert report.config["field"]["tol"] == 1e-6 and report.model["latent_shape"] == [2, 1, 1]
     # saves and loads back (Result contract), writes its CSV and its labelled figure
     report.save(tmp_path / "f")
@@ -74,7 +75,7 @@ def test_planted_images_flow_to_the_attractor_with_the_feature(tmp_path):
     torch.testing.assert_close(back.decoded, report.decoded)
     assert report.to_csv(tmp_path / "f.csv").read_text().splitlines()[0].startswith("image,rank,activation")
     fig = report.plot(m, tmp_path / "f.png")
-    assert (tmp_path / "f.png").stat().st_size > 1000 and "feature 0" in fig._suptitle.get_text()
+    assert (tmp_path / "f.png").stat().st_size > 1000 and "feature 0" in fig.get_suptitle()
     assert "| attractor | K at attractor |" in "\n".join(report.summary())
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
 import torch
@@ -95,8 +96,9 @@ def _template_map(template: torch.Tensor, other: torch.Tensor):
 
 def test_measure_on_a_map_with_one_known_attractor():
     from sklearn.datasets import load_digits
+    from sklearn.utils import Bunch
 
-    x = torch.from_numpy(load_digits().images[:, None]).float() / 16
+    x = torch.from_numpy(cast(Bunch, load_digits()).images[:, None]).float() / 16
     train, test = x[:600], x[600:900]
     m, t = _template_map(train[3], train[8])
     cfg = MeasureConfig(n_data_seeds=8, n_null=300, field=FieldConfig(n_seeds=16, tol=1e-10, max_steps=200))

@@ -41,7 +41,9 @@ def test_pca_recovers_known_axes_like_sklearn():
     scales = np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.2])
     data = (rng.standard_normal((400, 6)) * scales) @ axes.T + 7.0  # an offset the mean takes out
     basis = pca_basis(torch.from_numpy(data), 3).numpy()
-    ref = PCA(n_components=3).fit(data).components_.T
+    pca = PCA(n_components=3).fit(data)
+    assert pca.components_ is not None
+    ref = pca.components_.T
     signs = np.sign(ref[np.abs(ref).argmax(0), np.arange(3)])
     np.testing.assert_allclose(basis, ref * signs, atol=1e-10)
     assert (np.abs(np.abs(basis.T @ axes[:, :3]).diagonal() - 1) < 0.02).all()

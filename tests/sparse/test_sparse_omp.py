@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def _problem(n_features=48, n_atoms=96, n_samples=40, seed=0, unit=True):
 def _sklearn(d, y, s):
     with warnings.catch_warnings():  # "ended prematurely" where a signal is fully explained early
         warnings.simplefilter("ignore", RuntimeWarning)
-        return orthogonal_mp(d, y.T, n_nonzero_coefs=s).T.reshape(y.shape[0], d.shape[1])
+        # cast: sklearn's inferred return type also has the (coef, path) tuple of return_path=True
+        return cast(np.ndarray, orthogonal_mp(d, y.T, n_nonzero_coefs=s)).T.reshape(y.shape[0], d.shape[1])
 
 
 def _supports(codes):
