@@ -48,4 +48,5 @@ def __dir__():
 
 
 __all__ = ["load", "wrap", "register_adapter", "LatentMap", "CallableMap", "ProbeError", "ConfigError",
-           *_LAZY]
+           "iterate", "Trajectories", "find_attractors", "AttractorSet", "FieldConfig", "dictionary", "ood",
+           "compare", "memorization", "basins", "load_result", "Result", "write_report"]

@@ -50,3 +50,11 @@ def test_the_own_model_commands_run_as_written(tmp_path):
         done = _run(code, tmp_path)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
     assert (tmp_path / "runs" / "mine").is_dir()
+
+
+def test_every_lazy_name_of_the_front_door_is_exported_and_loads():
+    import probe
+
+    assert set(probe._LAZY) <= set(probe.__all__)
+    for name in probe.__all__:
+        assert getattr(probe, name) is not None, name
