@@ -11,12 +11,22 @@ on first use.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import ConfigError, ProbeError
 from .maps.base import LatentMap
 from .maps.registry import load, register_adapter
 from .maps.wrap import CallableMap, wrap
 
 __version__ = "0.2.0"
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from .field.attractors import AttractorSet, find_attractors
+    from .field.config import FieldConfig
+    from .field.iterate import Trajectories, iterate
+    from .probes.api import basins, compare, dictionary, memorization, ood
+    from .report import write_report
+    from .result import Result, load_result
 
 _LAZY = {
     "iterate": "probe.field.iterate",
