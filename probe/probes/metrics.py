@@ -1,4 +1,4 @@
-"""OOD metrics: FPR at 95% TPR and AUROC.
+"""OOD metrics: FPR at 95% TPR, AUROC, AUPR-In and AUPR-Out.
 
 Convention (as in the OOD literature, e.g. Liu et al. 2020, Sun et al. 2022): every
 score is "higher = more out-of-distribution", and the *in-distribution* samples are the
@@ -7,6 +7,17 @@ TPR is the fraction of in-distribution samples accepted, FPR the fraction of OOD
 accepted. FPR95 is the FPR at the smallest threshold whose TPR reaches 95% (lower is
 better); AUROC is P(score_in < score_out) + 0.5 P(tie) (higher is better, 0.5 = chance,
 below 0.5 = the score is inverted for that set).
+
+AUPR-In is the average precision with in-distribution as the positive class (ranked by
+-score), AUPR-Out the average precision with OOD as positive (ranked by score); both are
+scikit-learn's ``average_precision_score`` (step-wise sum of precision x recall increments,
+tied scores grouped), reported like OpenOOD v1.5 (x100 in the tables).
+
+FPR95 has two conventions in use. The classic one (``fpr95``; Liu et al. 2020, Sun et al.
+2022, the paper): the fraction of OOD samples *accepted* at 95% in-distribution recall.
+OpenOOD v1.5 (``fpr95_openood``) swaps the roles: the fraction of in-distribution samples
+*flagged* as OOD at the threshold that catches 95% of the OOD samples. The two differ on
+the same scores; tables here report the classic one and say so.
 """
 from __future__ import annotations
 
@@ -15,7 +26,8 @@ import torch
 
 from ..errors import ProbeError
 
-__all__ = ["auroc", "fpr_at_tpr", "fpr95", "bootstrap_ci"]
+__all__ = ["auroc", "fpr_at_tpr", "fpr95", "fpr95_openood", "average_precision", "aupr_in", "aupr_out",
+           "bootstrap_ci"]
 
 
 def _as_array(scores, name: str) -> np.ndarray:
@@ -57,6 +69,47 @@ def fpr_at_tpr(score_in, score_out, tpr: float = 0.95) -> float:
 
 def fpr95(score_in, score_out) -> float:
     return fpr_at_tpr(score_in, score_out, 0.95)
+
+
+def fpr95_openood(score_in, score_out) -> float:
+    """OpenOOD v1.5's FPR@95: fraction of in-distribution flagged as OOD at 95% OOD recall.
+
+    OOD is the positive class; a sample is flagged when its score is >= a threshold, and the
+    threshold is the largest one flagging at least 95% of the OOD samples. Equal to the classic
+    ``fpr95`` with the roles of the two sets swapped and the scores negated.
+    """
+    s_in, s_out = _as_array(score_in, "in-distribution"), _as_array(score_out, "out-of-distribution")
+    return fpr_at_tpr(-s_out, -s_in, 0.95)
+
+
+def average_precision(y_true, score) -> float:
+    """Average precision of binary labels ``y_true`` (1 = positive) ranked by ``score`` (higher =
+    more positive): sum over distinct thresholds of (R_n - R_{n-1}) P_n, as scikit-learn computes it."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    s = _as_array(score, "ranking")
+    if y.size != s.size:
+        raise ProbeError(f"{y.size} labels for {s.size} scores")
+    if not (y > 0).any():
+        raise ProbeError("average precision needs at least one positive")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # the last index of each run of tied scores
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def aupr_in(score_in, score_out) -> float:
+    """Area under the precision-recall curve with in-distribution as positive (ranked by -score)."""
+    s_in, s_out = _as_array(score_in, "in-distribution"), _as_array(score_out, "out-of-distribution")
+    return average_precision(np.r_[np.ones(s_in.size), np.zeros(s_out.size)], -np.r_[s_in, s_out])
+
+
+def aupr_out(score_in, score_out) -> float:
+    """Area under the precision-recall curve with OOD as positive (ranked by score)."""
+    s_in, s_out = _as_array(score_in, "in-distribution"), _as_array(score_out, "out-of-distribution")
+    return average_precision(np.r_[np.zeros(s_in.size), np.ones(s_out.size)], np.r_[s_in, s_out])
 
 
 def bootstrap_ci(score_in, score_out, metric=auroc, n_boot: int = 200, seed: int = 0) -> tuple[float, float]:

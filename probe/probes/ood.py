@@ -39,8 +39,37 @@ from .ood_scores import (
     trajectory_scores,
 )
 
-__all__ = ["OODConfig", "OODDetector", "OODReport", "run_ood", "METHODS", "Mahalanobis",
+__all__ = ["OODConfig", "OODDetector", "REFERENCE_POINTS", "reference_points", "OODReport", "run_ood", "METHODS", "Mahalanobis",
            "knn_distance", "nearest_distance", "reconstruction_error", "trajectory_scores"]
+
+
+#: What Z*_train is made of (OODConfig.reference_points).
+REFERENCE_POINTS = ("attractors", "end_points")
+
+
+def reference_points(found, kind: str = "attractors", threshold: float | None = None) -> tuple[Tensor, str]:
+    """The points of an AttractorSet used as Z*_train, and what they are.
+
+    ``attractors``: the set's merged fixed points (or, with ``threshold``, the converged end
+    points re-merged at that threshold by the set's own rule, without a new search);
+    ``end_points``: every converged end point, unmerged. When no seed converged (an expansive
+    map) both fall back to the end points z_T: merged for ``attractors``, all of them otherwise.
+    """
+    from ..field import merge_end_points
+
+    if kind not in REFERENCE_POINTS:
+        raise ConfigError(f"reference points must be one of {', '.join(REFERENCE_POINTS)}, got {kind!r}")
+    conv = found.converged
+    if kind == "end_points":
+        if bool(conv.any()):
+            return found.end_points[conv], "unmerged end points"
+        return found.end_points, "unmerged end points (none converged)"
+    if bool(conv.any()) and threshold is None and len(found.points):
+        return found.points, "attractors"
+    rule, thr = found.merge["rule"], found.merge["threshold"] if threshold is None else threshold
+    ends = found.end_points[conv] if bool(conv.any()) else found.end_points
+    _, leaders = merge_end_points(ends, rule, thr)
+    return ends[leaders], "attractors" if bool(conv.any()) else "end points"
 
 
 @dataclass(frozen=True)
@@ -55,6 +84,9 @@ class OODConfig:
     knn_k: int = field(50, "K of the KNN baseline (large, as in Sun et al. 2022)")
     knn_metric: str = field("cosine", "KNN distance: cosine (L2 between unit-normalised latents, Sun et al.) or l2")
     image_batch: int = field(128, "images per batch when encoding and reconstructing")
+    reference_points: str = field("attractors", "Z*_train of the trajectory score: attractors (the training "
+                                  "end points merged by field.merge / merge_threshold) or end_points (every "
+                                  "converged training end point, unmerged: one per training image)")
     # last: the name shadows probe.config.field inside this class body
     field: FieldConfig = field(FieldConfig(probe_points=0), "the attractor search from the training latents "
                                "(merged into Z*_train, the paper's cosine > 0.99); its seed draws the image subsets")
@@ -67,6 +99,9 @@ class OODConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
         if self.score_steps is not None and (not isinstance(self.score_steps, int) or self.score_steps < 1):
             raise ConfigError(f"score_steps must be an integer >= 1 or null, got {self.score_steps!r}")
+        if self.reference_points not in REFERENCE_POINTS:
+            raise ConfigError(f"reference_points must be one of {', '.join(REFERENCE_POINTS)}, "
+                              f"got {self.reference_points!r}")
         if self.knn_metric not in ("cosine", "l2"):
             raise ConfigError(f"knn_metric must be cosine or l2, got {self.knn_metric!r}")
 
@@ -107,17 +142,12 @@ class OODDetector:
 
             found = AttractorSet.load(reference) if isinstance(reference, (str, Path)) else reference
             note = check_same_model(found, map, allow=allow_other_model, what="OOD reference set")
-        points, kind = found.points, "attractors"
+        points, kind = reference_points(found, config.reference_points)
         info = {"n_seeds": int(len(found.status)), "merge": found.merge["rule"], "merge_threshold": found.merge["threshold"],
                 "status": found.status_counts(), "n_stable": int(found.stable.sum()), "diagnosis": found.summary()[-1],
                 "other_model": note, "field": asdict(fcfg)}
-        if len(points) == 0:
-            # an expansive map (TAEF2) has no converged seed and so no attractor: the training
-            # trajectories' end points z_T, merged by the same rule, are the only reference there is
-            from ..field import merge_end_points
-
-            _, leaders = merge_end_points(found.end_points, found.merge["rule"], found.merge["threshold"])
-            points, kind = found.end_points[leaders], "end points"
+        # an expansive map (TAEF2) has no converged seed and so no attractor: reference_points then
+        # gives the training trajectories' end points z_T (merged by the same rule unless end_points)
         info.update(n_attractors=int(len(points)), reference=kind)
         return cls(map, config, points.to(map.device), z, Mahalanobis.fit(z), float(fcfg.tol), int(fcfg.max_steps),
                    score_steps, info)

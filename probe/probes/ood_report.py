@@ -31,10 +31,12 @@ class OODReport(Result):
     model_: dict | None = None
 
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{method: {ood set: {"fpr95", "auroc", "auroc_lo", "auroc_hi"}}}`` (fractions, not %)."""
+        """``{method: {ood set: {"fpr95", "auroc", "auroc_lo", "auroc_hi", "aupr_in", "aupr_out",
+        "fpr95_openood"}}}`` (fractions, not %); ``fpr95`` is the classic convention (OOD accepted
+        at 95% in-distribution recall), ``fpr95_openood`` OpenOOD v1.5's (ID flagged at 95% OOD recall)."""
         if getattr(self, "_metrics", None) is not None:  # the bootstrap is the slow part: once per report
             return self._metrics
-        from .metrics import auroc, bootstrap_ci, fpr95
+        from .metrics import aupr_in, aupr_out, auroc, bootstrap_ci, fpr95, fpr95_openood
 
         out = {}
         for method, per_set in self.scores.items():
@@ -42,8 +44,10 @@ class OODReport(Result):
             out[method] = {}
             for name in self.out_names:
                 lo, hi = bootstrap_ci(s_in, per_set[name], auroc)
-                out[method][name] = {"fpr95": fpr95(s_in, per_set[name]), "auroc": auroc(s_in, per_set[name]),
-                                     "auroc_lo": lo, "auroc_hi": hi}
+                s_out = per_set[name]
+                out[method][name] = {"fpr95": fpr95(s_in, s_out), "auroc": auroc(s_in, s_out),
+                                     "auroc_lo": lo, "auroc_hi": hi, "aupr_in": aupr_in(s_in, s_out),
+                                     "aupr_out": aupr_out(s_in, s_out), "fpr95_openood": fpr95_openood(s_in, s_out)}
         self._metrics = out
         return out
 
@@ -51,10 +55,12 @@ class OODReport(Result):
     def heading(self) -> str:
         a, i = self.info["attractors"], self.info
         d = i["data"]
-        ref = "attractor(s)" if a.get("reference", "attractors") == "attractors" else "merged end points (no attractor)"
+        kind = a.get("reference", "attractors")
+        ref = {"attractors": "attractor(s)", "end points": "merged end points (no attractor)"}.get(kind, kind)
+        merge = (f"merge {a['merge']} > {a['merge_threshold']}" if kind in ("attractors", "end points")
+                 else f"not merged; the search's merge {a['merge']} > {a['merge_threshold']} unused")
         return (f"OOD detection with {self.map.get('name')}: train = {d['train'].get('name')} "
-                f"(n={d['train'].get('n')}, {a['n_attractors']} {ref}, merge {a['merge']} > "
-                f"{a['merge_threshold']}), in = {self.in_name} (n={d[self.in_name].get('n')}), "
+                f"(n={d['train'].get('n')}, {a['n_attractors']} {ref}, {merge}), in = {self.in_name} (n={d[self.in_name].get('n')}), "
                 f"tol {i['tol']:g}, attractor steps <= {i['max_steps']}, score steps T <= {i['score_steps']}, "
                 f"KNN K={self.config['knn_k']} ({self.config['knn_metric']})")
 
@@ -94,10 +100,11 @@ class OODReport(Result):
         return notes
 
     def to_markdown(self) -> str:
-        """The paper's table: rows = methods, columns = OOD sets, cells = FPR95 / AUROC in %."""
+        """The paper's table: rows = methods, columns = OOD sets, cells = FPR95 / AUROC [CI] / AUPR-In /
+        AUPR-Out in % (FPR95 classic; OpenOOD v1.5 defines it the other way round, see the legend)."""
         m = self.metrics()
         best = {n: max(m, key=lambda k: m[k][n]["auroc"]) for n in self.out_names}
-        lines = [self.heading(), "", "| method | " + " | ".join(f"{n} FPR95 / AUROC" for n in self.out_names) + " |",
+        lines = [self.heading(), "", "| method | " + " | ".join(f"{n} FPR95 / AUROC / AUPR-In / AUPR-Out" for n in self.out_names) + " |",
                  "|---|" + "---|" * len(self.out_names)]
         for method in m:
             cells = []
@@ -105,13 +112,18 @@ class OODReport(Result):
                 c = m[method][n]
                 cell = (f"{100 * c['fpr95']:.2f} / {100 * c['auroc']:.2f} "
                         f"[{100 * c['auroc_lo']:.1f}, {100 * c['auroc_hi']:.1f}]")
+                if "aupr_in" in c:  # reports saved before AUPR was added lack it
+                    cell += f" / {100 * c['aupr_in']:.2f} / {100 * c['aupr_out']:.2f}"
                 cell = f"**{cell}**" if best[n] == method else cell
                 cells.append(cell + (" (inverted)" if c["auroc"] < 0.5 else ""))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", "FPR95: % of OOD images accepted at the threshold keeping 95% of in-distribution images "
-                  "(lower is better). AUROC in % with in-distribution as positive (higher is better; < 50 = "
-                  "inverted), then its 95% bootstrap interval. Bold: best AUROC per set. Every score is "
-                  "higher = more OOD."]
+        lines += ["", "FPR95 (classic convention, as in the paper and the KNN paper): % of OOD images accepted "
+                  "at the threshold keeping 95% of in-distribution images (lower is better); OpenOOD v1.5 "
+                  "defines FPR@95 the other way round (% of in-distribution flagged at 95% OOD recall), so its "
+                  "numbers are not comparable with this column. AUROC in % with in-distribution as positive "
+                  "(higher is better; < 50 = inverted), then its 95% bootstrap interval. AUPR-In / AUPR-Out: "
+                  "average precision in % with in-distribution / OOD as the positive class (higher is better). "
+                  "Bold: best AUROC per set. Every score is higher = more OOD."]
         lines += [f"- {k}: {v}" for k, v in METHODS.items() if k in m]
         notes = self.notes()
         if notes:
@@ -123,11 +135,12 @@ class OODReport(Result):
         from ..io import save_text
 
         m, n_in = self.metrics(), len(self.scores["trajectory"][self.in_name])
-        rows = ["method,in_set,ood_set,fpr95,auroc,auroc_lo,auroc_hi,n_in,n_out"]
+        rows = ["method,in_set,ood_set,fpr95,auroc,auroc_lo,auroc_hi,aupr_in,aupr_out,fpr95_openood,n_in,n_out"]
         for method, per_set in m.items():
             for n, c in per_set.items():
+                extra = ",".join(f"{c[k]:.6f}" if k in c else "" for k in ("aupr_in", "aupr_out", "fpr95_openood"))
                 rows.append(f"{method},{self.in_name},{n},{c['fpr95']:.6f},{c['auroc']:.6f},{c['auroc_lo']:.6f},"
-                            f"{c['auroc_hi']:.6f},{n_in},{len(self.scores[method][n])}")
+                            f"{c['auroc_hi']:.6f},{extra},{n_in},{len(self.scores[method][n])}")
         return save_text(path, "\n".join(rows) + "\n")
 
     def plot_histograms(self, path: str | Path) -> Path:

@@ -106,8 +106,12 @@ PATH_BUDGET = 2 ** 26
 
 @torch.no_grad()
 def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: float,
-                      max_steps: int) -> dict[str, Tensor]:
+                      max_steps: int, extra_references: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Trajectory score of each z_0 with its iteration facts (steps, status, first residual).
+
+    ``extra_references`` ({name: points}) scores the same trajectories against other reference
+    sets too (``trajectory@name``, ``attractor_z0@name``), so that variants of Z*_train are
+    compared on identical paths without iterating again.
 
     The mean runs over the recorded z_0 .. z_{steps_i} only: iterate pads a seed that stopped
     early with copies of its end point, which would pull its score toward the end-point
@@ -117,19 +121,34 @@ def trajectory_scores(map: LatentMap, z0: Tensor, attractors: Tensor, *, tol: fl
 
     d = int(z0[0].numel())
     chunk = max(1, PATH_BUDGET // ((int(max_steps) + 1) * d))
-    scores, steps, status, first = [], [], [], []
+    refs = {"": attractors, **{f"@{k}": v for k, v in (extra_references or {}).items()}}
+    acc: dict[str, list[Tensor]] = {key: [] for key in refs}
+    acc0: dict[str, list[Tensor]] = {key: [] for key in refs if key}
+    steps, status, first = [], [], []
     for i in range(0, len(z0), chunk):
         traj = iterate(map, z0[i:i + chunk], tol=tol, max_steps=max_steps, record=True)
         if traj.path is None or traj.path_len is None:
             raise ProbeError("the iteration recorded no path (record=True was not honoured)")
         path = traj.path.reshape(len(traj.path), traj.path.shape[1], -1)
         n, n_pts = path.shape[:2]
-        dist = nearest_distance(path.reshape(n * n_pts, d), attractors).reshape(n, n_pts).cpu()
-        keep = (torch.arange(n_pts)[None, :] < traj.path_len.reshape(-1, 1)) & torch.isfinite(dist)
-        scores.append(torch.where(keep, dist, 0).sum(1) / keep.sum(1).clamp_min(1))
+        # only the recorded states count (and cost): the padding after a seed stopped is skipped
+        flat = path.reshape(n * n_pts, d)
+        live = (torch.arange(n_pts)[None, :] < traj.path_len.reshape(-1, 1).cpu()).reshape(-1)
+        live_idx = live.nonzero().squeeze(1)
+        for key, points in refs.items():
+            dist = torch.full((n * n_pts,), float("nan"))
+            dist[live_idx] = nearest_distance(flat[live_idx.to(flat.device)], points).cpu()
+            dist = dist.reshape(n, n_pts)
+            keep = torch.isfinite(dist)
+            acc[key].append(torch.where(keep, dist, 0).sum(1) / keep.sum(1).clamp_min(1))
+            if key:
+                acc0[key].append(dist[:, 0])
         steps.append(traj.steps.float())
         status.append(traj.status.long())
         first.append(traj.first_residual.float())  # ||f(z_0) - z_0||, L2 (not squared)
     status = torch.cat(status)
-    return {"trajectory": torch.cat(scores), "steps": torch.cat(steps), "status": status,
-            "converged": status == 0, "first_residual": torch.cat(first)}
+    out = {"trajectory": torch.cat(acc[""]), "steps": torch.cat(steps), "status": status,
+           "converged": status == 0, "first_residual": torch.cat(first)}
+    out.update({f"trajectory{key}": torch.cat(v) for key, v in acc.items() if key})
+    out.update({f"attractor_z0{key}": torch.cat(v) for key, v in acc0.items()})
+    return out

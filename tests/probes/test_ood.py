@@ -128,9 +128,11 @@ def test_score_separates_far_points_and_report_roundtrip(tmp_path):
     assert back.metrics()["knn"]["far"] == pytest.approx(metrics["knn"]["far"])
     md = back.to_markdown()
     assert "far FPR95 / AUROC" in md and "2 attractor(s)" in md
-    assert "| trajectory | **0.00 / 100.00 [100.0, 100.0]** |" in md
+    assert "| trajectory | **0.00 / 100.00 [100.0, 100.0] / 100.00 / 100.00** |" in md
+    assert "far FPR95 / AUROC / AUPR-In / AUPR-Out" in md and "OpenOOD v1.5" in md
     rows = back.to_csv(tmp_path / "ood.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + len(METHODS) and rows[1].startswith("trajectory,near,far,0.000000,1.000000")
+    assert rows[0].split(",")[7:10] == ["aupr_in", "aupr_out", "fpr95_openood"]
     png = back.plot_histograms(tmp_path / "h.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -184,7 +186,8 @@ def test_report_says_when_the_score_inverts():
     assert "uniform: the trajectory score is INVERTED (AUROC 0.00 < 50)" in md
     assert "uniform: the trajectory score (AUROC 0.00) loses to knn (AUROC 100.00)" in md
     assert "uniform: 50.0% of trajectories did not converge within 10 steps" in md
-    assert "100.00 / 0.00 [0.0, 0.0] (inverted)" in md and "far: the trajectory" not in md
+    cell = next(c for c in md.split("|") if c.strip().startswith("100.00 / 0.00 [0.0, 0.0] / "))
+    assert cell.strip().endswith("(inverted)") and "far: the trajectory" not in md
 
 
 # -- baselines on hand-checkable inputs --------------------------------------------------
@@ -255,3 +258,40 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert main(["ood", str(tmp_path / "tiny"), "--train", "digits", "--test-in", "digits@train",
                  "--test-out", "noise:uniform"]) == 2
     assert "is the training set itself" in capsys.readouterr().err
+
+
+def test_reference_points_end_points():
+    """Z*_train variant: every converged training end point, unmerged (one per image)."""
+    from probe.errors import ConfigError
+    from probe.probes.ood_scores import nearest_distance
+
+    m = two_well_map()
+    g = torch.Generator().manual_seed(1)
+    near = as_images(ATTRACTORS[torch.randint(0, 2, (30,), generator=g)] + 0.3 * torch.randn(30, 2, generator=g))
+    cfg = lambda ref: OODConfig(n_train=30, n_test=10, knn_k=5, image_batch=16,  # noqa: E731
+                                field=FieldConfig(power_iters=2), reference_points=ref)
+    ends = OODDetector.fit(m, near, cfg("end_points"))
+    merged = OODDetector.fit(m, near, cfg("attractors"))
+    assert len(ends.attractors) == 30 and ends.attractor_info["reference"] == "unmerged end points"
+    assert len(merged.attractors) == 2 and merged.attractor_info["reference"] == "attractors"
+    # the end points of a contractive map sit on its attractors: the same distances up to the tolerance
+    z = 3 * torch.randn(20, 2, generator=g)
+    assert torch.allclose(nearest_distance(z, ends.attractors), nearest_distance(z, merged.attractors), atol=1e-2)
+    with pytest.raises(ConfigError):
+        OODConfig(reference_points="medoids")
+
+
+def test_reference_points_remerge_threshold():
+    from probe.field import find_attractors
+    from probe.probes.ood import reference_points
+
+    m = two_well_map()
+    g = torch.Generator().manual_seed(2)
+    seeds = ATTRACTORS[torch.randint(0, 2, (20,), generator=g)] + 0.3 * torch.randn(20, 2, generator=g)
+    found = find_attractors(m, FieldConfig(power_iters=2), seeds=seeds)
+    pts, kind = reference_points(found, "attractors")
+    assert kind == "attractors" and len(pts) == 2
+    pts_tight, _ = reference_points(found, "attractors", threshold=0.9999)
+    assert 2 <= len(pts_tight) <= 20  # a tighter merge never gives fewer points
+    ends, kind = reference_points(found, "end_points")
+    assert kind == "unmerged end points" and len(ends) == int(found.converged.sum())
