@@ -26,7 +26,9 @@ on Jacobian-vector products:
   plain step from its point, already known;
 - a proposed point is kept only if its squared residual is below :data:`ACCEPT` times the old
   one; otherwise the seed takes the plain step from the old point and backs off; a kept point
-  starts the next Newton iteration there;
+  starts the next Newton iteration there -- for a dense latent first a *chord* step with the
+  Jacobian already taken (one f-evaluation, no JVPs), and a fresh Jacobian only if that step
+  does not halve the residual;
 - convergence is the plain rule ||f(z) - z||^2 < tol at two consecutive evaluations of
   which the last is a *plain* step (the end point is f(z), as for plain iteration).
   ``find_attractors`` then checks the spectral radius of every fixed point and redoes the
@@ -133,7 +135,9 @@ class Newton:
                 "calm": zeros.clone(), "drift": zeros.clone(), "wait": zeros.clone(),
                 "backoff": torch.full_like(zeros, FIRST_BACKOFF), "verifying": false.clone(), "cols": zeros.clone(),
                 "beta": f64(0.0), "basis": torch.zeros(b, self.m + 1, flat.shape[1], device=dev, dtype=z.dtype),
-                "hess": torch.zeros(b, self.m + 1, self.m, device=dev, dtype=torch.float64), **self.cycles.new_rows(z)}
+                "hess": torch.zeros(b, self.m + 1, self.m, device=dev, dtype=torch.float64),
+                "jac": torch.zeros(b, *((self.k, self.k) if self.dense else (1, 1)), device=dev, dtype=torch.float64),
+                "chord": false.clone(), **self.cycles.new_rows(z)}
 
     # -- one engine step: one batched f call ---------------------------------------------
     def step(self, rows) -> Step:
@@ -204,7 +208,9 @@ class Newton:
         # -- trial rows: keep the Newton point if its residual dropped enough -----------------
         if bool(trial.any()):
             keep = trial & finite & (res < ACCEPT * a["base_res"])
-            back = trial & ~keep
+            # a chord step (the stored Jacobian) that did not help: a fresh Jacobian at the same point
+            fresh = trial & ~keep & a["chord"]
+            back = trial & ~keep & ~fresh
             refuse |= back
             self.counts["kept"] += int(keep.sum())
             self.counts["worse"] += int(back.sum())
@@ -219,6 +225,22 @@ class Newton:
                 x_new = torch.where(again[:, None], x, x_new)
                 self._start(a, again, x, r, res)
                 new_mode = torch.where(again, KRYLOV_MODE, new_mode)
+                if self.dense:  # first a chord step with the Jacobian already taken (one f-evaluation, no JVPs)
+                    ch = again.nonzero().flatten()
+                    ident = torch.eye(self.k, dtype=torch.float64, device=x.device)
+                    sol = torch.linalg.solve_ex(a["jac"][ch] - ident, -r[ch].double()[:, :, None])
+                    dz = torch.where((sol.info == 0)[:, None], sol.result[:, :, 0], float("nan"))
+                    ok = self._guard(a, ch, torch.zeros(len(ch), dtype=torch.float64, device=x.device), dz)
+                    go = ch[ok]
+                    x_new[go] = (x[go].double() + dz[ok]).to(x.dtype)
+                    new_mode[go] = TRIAL
+                    a["chord"][go] = True
+            if bool(fresh.any()):
+                x_new = torch.where(fresh[:, None], a["base"], x_new)
+                end = torch.where(fresh[:, None], old_g, end)
+                res_seen = torch.where(fresh, a["base_res"], res_seen)
+                new_mode = torch.where(fresh, KRYLOV_MODE, new_mode)
+                a["chord"] = a["chord"] & ~fresh
 
         # -- Newton rows: the Jacobian (dense) or one more Arnoldi direction, then maybe the step --
         if any_kry:
@@ -296,6 +318,8 @@ class Newton:
             sol = torch.linalg.solve_ex(jac[fj] - ident, -a["base_r"][kr][fj].double()[:, :, None])
             dz[fj] = torch.where((sol.info == 0)[:, None], sol.result[:, :, 0], float("nan"))
         ok = self._guard(a, kr, rho, dz)
+        a["jac"][kr] = jac
+        a["chord"][kr] = False
         decide = torch.zeros(n, dtype=torch.bool, device=dev)
         decide[kr] = True
         ok_full = torch.zeros_like(decide)
