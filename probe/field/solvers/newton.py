@@ -120,8 +120,10 @@ class Newton:
         self.counts = {"started": 0, "kept": 0, "worse": 0, "unstable": 0, "far": 0, "broken": 0}
 
     def bytes_per_seed(self) -> int:
-        vectors = (self.k + 5) if self.dense else (self.m + 5)
-        return vectors * self.k * torch.finfo(self.engine.dtype).bits // 8 + 8 * (self.m + 1) * self.m
+        item = torch.finfo(self.engine.dtype).bits // 8
+        if self.dense:  # the stored Jacobian (float64) and the k probes of a Jacobian step
+            return 8 * self.k * self.k + (2 * self.k + 6) * self.k * item
+        return (self.m + 7) * self.k * item + 8 * (self.m + 1) * self.m
 
     def new_rows(self, z: Tensor) -> dict[str, Tensor]:
         b, dev, flat = len(z), z.device, z.flatten(1)
