@@ -199,7 +199,10 @@ def apply_chunked(f: Callable[[Tensor], Tensor], z: Tensor, chunk: int) -> tuple
             chunk = max(1, len(z) // 2)
     parts, lo = [], 0
     while lo < len(z):
-        out, chunk = shrink_on_oom(lambda k, lo=lo: f(z[lo:lo + k]), min(chunk, len(z) - lo), z.device)
+        want = min(chunk, len(z) - lo)
+        out, fit = shrink_on_oom(lambda k, lo=lo: f(z[lo:lo + k]), want, z.device)
+        if fit < want:  # only an out-of-memory shrinks the chunk, not a short last piece
+            chunk = fit
         assert isinstance(out, Tensor)
         parts.append(out)
         lo += len(out)

@@ -89,3 +89,11 @@ def test_channels_last_gives_the_same_map():
     assert compute_map(m) is m  # nothing asked: no wrapper
     with pytest.raises(ProbeError, match="dtype"):
         compute_map(m, "int3")
+
+
+def test_a_short_last_chunk_does_not_shrink_the_chunk():
+    from probe.field.memory import apply_chunked
+
+    z = torch.randn(10, 3)
+    out, chunk = apply_chunked(lambda x: x * 2, z, 4)  # pieces of 4, 4 and 2
+    assert chunk == 4 and torch.equal(out, z * 2)
