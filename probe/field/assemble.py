@@ -159,4 +159,5 @@ def assemble(map, cfg: FieldConfig, shards: list[dict], seeds, stats, shape, siz
                 steps=cat["steps"], status=status, period=cat["period"], end_points=end,
                 residuals=cat["residuals"], first_residual=cat["first_residual"], diagnosis=diag, merge=merge,
                 config={**dataclasses.asdict(cfg), "seeds": "given" if seeds is not None else cfg.seed_dist},
-                map=map.describe(), timing=timing)
+                map=map.describe(), timing=timing,
+                seed_mean=None if stats is None else stats[0], seed_std=None if stats is None else stats[1])

@@ -49,6 +49,8 @@ class AttractorSet(Result):
     map: dict                 #: map.describe() of the model
     timing: dict              #: f_evals, jvps, seconds, evals_per_second, processes, redone
     model: dict | None = None  #: the model's fingerprint (class, config, weight checksum, latent shape)
+    seed_mean: Tensor | None = None  #: [*latent_shape] for seed_dist "data": the mean the seeds were matched to
+    seed_std: Tensor | None = None   #: [*latent_shape] and the per-dimension spread (seeds rebuild from these)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -97,7 +99,20 @@ class AttractorSet(Result):
     def _tensors(self) -> dict:
         tensors = {k: getattr(self, k) for k in ("points", "counts", "stable", "spectral_radius", *_PER_SEED)}
         tensors["median_rel_step"] = self.diagnosis.median_rel_step
+        if self.seed_mean is not None and self.seed_std is not None:
+            tensors.update(seed_mean=self.seed_mean, seed_std=self.seed_std)
         return tensors
+
+    def seeds(self, start: int = 0, stop: int | None = None) -> Tensor | None:
+        """The Gaussian seeds ``start..stop`` this set iterated, rebuilt (None for given seeds)."""
+        from .seeds import gaussian_seeds
+
+        how = self.config.get("seeds", self.config.get("seed_dist", "normal"))
+        if how not in ("normal", "data") or (how == "data" and self.seed_mean is None):
+            return None
+        shape, n = tuple(self.end_points.shape[1:]), len(self.status)
+        return gaussian_seeds(n, shape, int(self.config.get("seed", 0)), start, n if stop is None else stop,
+                              mean=self.seed_mean, std=self.seed_std)
 
     def _meta(self) -> dict:
         return {"config": self.config, "model": self.model, "merge": self.merge, "map": self.map,
@@ -111,7 +126,7 @@ class AttractorSet(Result):
         timing.setdefault("f_evals", timing.get("n_evals", 0))
         return cls(**{k: tensors[k] for k in ("points", "counts", "stable", "spectral_radius", *_PER_SEED)},
                    diagnosis=diag, merge=meta["merge"], config=meta["config"], map=meta["map"], timing=timing,
-                   model=meta.get("model"))
+                   model=meta.get("model"), seed_mean=tensors.get("seed_mean"), seed_std=tensors.get("seed_std"))
 
     def decode(self, map: LatentMap, batch_size: int = 32, which: str = "points") -> Tensor:
         """Decoded images [K, C, H, W] in [0, 1] of the points (or ``which="end_points"``)."""

@@ -22,20 +22,17 @@ def seeds_of(aset, m):
     """(idx -> z0 [len(idx), *shape], or None, and why not)."""
     c = aset.config
     how = c.get("seeds", c.get("seed_dist", "normal"))
-    if how != "normal":
-        return None, (f"the seeds were {how!r} (encoded images or data-matched noise), which the saved set does "
-                      f"not hold; only Gaussian seeds can be rebuilt")
+    if how == "given" or (how == "data" and getattr(aset, "seed_mean", None) is None):
+        return None, (f"the seeds were {how!r} (encoded images, or data-matched noise saved without its statistics), "
+                      f"which the saved set does not hold; only Gaussian seeds can be rebuilt")
     if m is None:
         return None, "no model to decode them"
-    from ..field.seeds import gaussian_seeds
-
-    shape = tuple(aset.end_points.shape[1:])
-    n, seed = int(c.get("n_seeds", len(aset.status))), int(c.get("seed", 0))
+    n = int(c.get("n_seeds", len(aset.status)))
     if n != len(aset.status):
         return None, f"the config says {n} seeds but the set holds {len(aset.status)}"
 
     def rebuild(idx):
-        return torch.cat([gaussian_seeds(n, shape, seed, int(i), int(i) + 1) for i in idx])
+        return torch.cat([aset.seeds(int(i), int(i) + 1) for i in idx])
     return rebuild, ""
 
 

@@ -118,3 +118,18 @@ def test_trained_conv_autoencoder_is_contractive():
     r = find_attractors(m, n_seeds=16, power_iters=20, probe_points=2)  # the family's tol 1e-6, 3000 steps
     assert r.verdict == "contractive" and r.converged.all()
     assert len(r) >= 1 and r.stable.all() and (r.spectral_radius < 1).all()
+
+
+def test_data_matched_seeds_are_saved_with_their_statistics_and_rebuild(tmp_path):
+    m, *_ = fm.hopfield()
+    data = torch.randn(50, *m.latent_shape()) * 3 + 1
+    r = find_attractors(m, n_seeds=12, seed_dist="data", data_latents=data, tol=1e-10, max_steps=200,
+                        power_iters=10, probe_points=2)
+    assert r.seed_mean is not None and r.seed_std is not None
+    r.save(tmp_path / "a")
+    back = AttractorSet.load(tmp_path / "a")
+    expect = gaussian_seeds(12, tuple(m.latent_shape()), 0, mean=data.mean(0), std=data.std(0))
+    assert torch.allclose(back.seeds(), expect, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(back.seeds(3, 5), expect[3:5], rtol=1e-6, atol=1e-6)
+    given = find_attractors(m, seeds=expect, tol=1e-10, max_steps=200, power_iters=10, probe_points=2)
+    assert given.seeds() is None  # given seeds are not rebuilt, they are the caller's
