@@ -64,8 +64,8 @@ def film_strips(aset, m, n: int) -> str:
         return H.warn(f"No film strips: {why}.")
     picks = pick_seeds(aset, n)
     idx = torch.tensor([i for i, _ in picks])
-    longest = int(aset.steps[idx].max())
-    every = max(1, math.ceil(longest / FRAMES))
+    typical = int(aset.steps[idx].float().median())  # a strip of the typical seed shows about FRAMES states
+    every = max(1, math.ceil(typical / FRAMES))
     c = aset.config
     try:
         from ..field import iterate
@@ -75,10 +75,13 @@ def film_strips(aset, m, n: int) -> str:
     except Exception as e:  # the engine is another owner's: a failure here costs only the strips
         return H.warn(f"No film strips: iterating the seeds again failed ({first_line(e)}).")
     out = [H.note(f"Seeds rebuilt from (seed {c.get('seed')}, index) and iterated again with tol {c.get('tol')} "
-                  f"and max_steps {c.get('max_steps')}; the state every {every} steps (and the last) is decoded.")]
+                  f"and max_steps {c.get('max_steps')}; about {FRAMES} states of each are decoded, evenly "
+                  f"spaced from the seed to its end point.")]
     for row, (i, label) in enumerate(picks):
         states = traj.trajectory(row)
         steps = [min(j * every, int(traj.steps[row])) for j in range(len(states))]
+        keep = sorted({round(k * (len(states) - 1) / (FRAMES + 1)) for k in range(FRAMES + 2)})
+        states, steps = states[keep], [steps[k] for k in keep]
         images = decode(m, states)
         tiles = [(thumb(x, 84, f"seed {i} t={t}"), f"t={t}") for x, t in zip(images, steps, strict=True)]
         end = aset.end_points[i].flatten().float()
