@@ -8,8 +8,6 @@ with their classes), and ``basins.md`` lists basin sizes and class mixes.
 """
 from __future__ import annotations
 
-import argparse
-
 from . import flags
 
 __all__ = ["add_parser", "run"]
@@ -18,15 +16,9 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers) -> None:
     from ..probes.basins import BasinsConfig
 
-    p = subparsers.add_parser("basins", help="iterate every image to its attractor; galleries of each basin",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    flags.add_model_flags(p)
-    p.add_argument("--images", required=True, help="image set (probe.data spec: fashion-mnist, mnist, cifar10, a folder...)")
-    flags.add_config_flags(p, BasinsConfig)
-    flags.add_field_flags(p, BasinsConfig().field, skip=("n_seeds", "seed_dist"))
-    flags.add_data_flags(p)
-    flags.add_output_flags(p, "basins-out/<model>")
-    p.set_defaults(func=run)
+    flags.add_image_probe_parser(subparsers, "basins", BasinsConfig, func=run, description=__doc__,
+                                 help="iterate every image to its attractor; galleries of each basin",
+                                 images_help="image set (probe.data spec: fashion-mnist, mnist, cifar10, a folder...)")
 
 
 def run(args) -> int:

@@ -12,7 +12,6 @@ the FeatureReport (``meta.json`` + ``tensors.safetensors``; ``probe.result.load_
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 from ..config import asdict
@@ -24,15 +23,9 @@ __all__ = ["add_parser", "main"]
 def add_parser(subparsers) -> None:
     from ..probes.features import FeaturesConfig
 
-    p = subparsers.add_parser("features", help="which images does latent feature K capture (via their attractors)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    flags.add_model_flags(p)
-    p.add_argument("--images", required=True, help="image set: a folder, a .npz, or a built-in name (fashion-mnist ...)")
-    flags.add_config_flags(p, FeaturesConfig)
-    flags.add_field_flags(p, FeaturesConfig().field, skip=("n_seeds", "seed_dist"))
-    flags.add_data_flags(p)
-    flags.add_output_flags(p, "features-out/<model>")
-    p.set_defaults(func=main)
+    flags.add_image_probe_parser(subparsers, "features", FeaturesConfig, func=main, description=__doc__,
+                                 help="which images does latent feature K capture (via their attractors)",
+                                 images_help="image set: a folder, a .npz, or a built-in name (fashion-mnist ...)")
 
 
 def main(args) -> int:

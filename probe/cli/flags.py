@@ -131,6 +131,22 @@ def add_output_flags(parser, default_out: str) -> None:
     g.add_argument("--report", action="store_true", help="also write the HTML/markdown report of the output folder")
 
 
+def add_image_probe_parser(subparsers, name: str, cls: type, *, help: str, description: str | None,
+                           images_help: str, func) -> argparse.ArgumentParser:
+    """A command that iterates a set of images (not Gaussian seeds): model, --images, its config, the
+    field flags without the seed settings, data and output flags."""
+    p = subparsers.add_parser(name, help=help, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_flags(p)
+    p.add_argument("--images", required=True, help=images_help)
+    add_config_flags(p, cls)
+    add_field_flags(p, cls().field, skip=("n_seeds", "seed_dist"))
+    add_data_flags(p)
+    add_output_flags(p, f"{name}-out/<model>")
+    p.set_defaults(func=func)
+    return p
+
+
 # -- using them --------------------------------------------------------------------------------
 def model_args(items: list[str]) -> dict:
     """The ``--model-arg KEY=VALUE`` flags as keyword arguments for a model factory."""
