@@ -37,21 +37,24 @@ START_CAPACITY = 256
 
 
 @overload
-def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
-          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+def lasso(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | None = None,
+          alpha: float | None = None, batch_size: int | None = None, device=None,
           return_alpha: Literal[False] = False) -> Tensor: ...
 @overload
-def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
-          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+def lasso(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | None = None,
+          alpha: float | None = None, batch_size: int | None = None, device=None,
           return_alpha: Literal[True]) -> tuple[Tensor, Tensor]: ...
 @overload
-def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
-          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+def lasso(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | None = None,
+          alpha: float | None = None, batch_size: int | None = None, device=None,
           return_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]: ...
-def lasso(dictionary, signals, sparsity: float | None = None, alpha: float | None = None, *,
-          n_nonzero: int | None = None, batch_size: int | None = None, device=None,
+def lasso(dictionary, signals, n_nonzero: int | None = None, *, sparsity: float | None = None,
+          alpha: float | None = None, batch_size: int | None = None, device=None,
           return_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Lasso codes ``[n_samples, n_atoms]``, each signal at its own penalty or at ``alpha``.
+
+    The arguments come in :func:`probe.sparse.omp`'s order: ``lasso(D, Y, 3)`` and ``omp(D, Y, 3)``
+    both ask for 3 non-zeros per code; a fraction goes by name (``sparsity=0.05``).
 
     By default the penalty is chosen per signal so that ``n_nonzero`` atoms (or the
     fraction ``sparsity`` of them; default the paper's 5%) are non-zero: the smallest penalty on the

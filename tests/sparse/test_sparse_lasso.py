@@ -116,3 +116,15 @@ def test_duplicate_atoms_are_set_aside_not_the_end_of_the_path():
     ref = _sk_lasso(unit, y, alpha.numpy())
     fit = (codes.numpy() * np.linalg.norm(dup, axis=0)) @ unit.T
     np.testing.assert_allclose(fit, ref @ unit.T, atol=1e-5)
+
+
+def test_lasso_and_omp_take_the_non_zero_count_in_the_same_place():
+    from probe.sparse import omp
+
+    rng = np.random.default_rng(3)
+    d, y = torch.from_numpy(rng.normal(size=(20, 40))), torch.from_numpy(rng.normal(size=(5, 20)))
+    for coder in (omp, lasso):
+        codes = coder(d, y, 3)
+        assert ((codes != 0).sum(1) <= 3).all() and ((codes != 0).sum(1) >= 1).all(), coder.__name__
+    with pytest.raises(TypeError):
+        lasso(d, y, 3, 0.1)  # the penalty goes by name: alpha=0.1  # pyright: ignore[reportCallIssue]
