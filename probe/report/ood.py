@@ -29,12 +29,19 @@ def section(found, ctx) -> str:
     notes = r.notes() if callable(getattr(r, "notes", None)) else []
     if notes:
         parts.append("<ul>" + "".join(f"<li>{H.esc(n)}</li>" for n in notes) + "</ul>")
-    rows = [[method, ood, 100 * c["fpr95"], 100 * c["auroc"], 100 * c["auroc_lo"], 100 * c["auroc_hi"],
-             len(r.scores[method][ood])] for method, per in m.items() for ood, c in per.items()]
-    parts.append(H.table(["method", "OOD set", "FPR95 (%)", "AUROC (%)", "AUROC 95% lo", "AUROC 95% hi", "n OOD"],
+    def pct(c: dict, key: str):
+        return 100 * c[key] if key in c else "n/a"  # results saved before AUPR was measured lack it
+
+    rows = [[method, ood, pct(c, "fpr95"), pct(c, "auroc"), pct(c, "auroc_lo"), pct(c, "auroc_hi"),
+             pct(c, "aupr_in"), pct(c, "aupr_out"), pct(c, "fpr95_openood"), len(r.scores[method][ood])]
+            for method, per in m.items() for ood, c in per.items()]
+    parts.append(H.table(["method", "OOD set", "FPR95 (%)", "AUROC (%)", "AUROC 95% lo", "AUROC 95% hi",
+                          "AUPR-In (%)", "AUPR-Out (%)", "FPR95 OpenOOD (%)", "n OOD"],
                          rows, filter=len(rows) > 8,
                          caption=f"in-distribution: {r.in_name} (n={len(r.scores[next(iter(r.scores))][r.in_name])}); "
-                                 "FPR95 lower is better, AUROC higher is better (50 = chance)"))
+                                 "FPR95 = share of OOD accepted at 95% in-distribution recall (the paper's and the KNN "
+                                 "paper's convention; OpenOOD v1.5's column flags ID at 95% OOD recall); FPR95 lower "
+                                 "is better, AUROC and AUPR higher are better (AUROC 50 = chance)"))
     parts.append(H.img(figure_uri(roc_figure(r, name)), "ROC curves",
                        caption="ROC per OOD set: each method's score thresholded at every value; OOD is the "
                                "positive class and a higher score means more OOD."))
