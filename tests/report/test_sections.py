@@ -22,7 +22,7 @@ def test_ood_page(ood_folder, tmp_path):
     assert "OOD detection with orthant" in text and "uniform" in text
     for method in ("trajectory", "knn", "mahalanobis", "reconstruction", "first_residual", "steps"):
         assert method in text
-    assert "FPR95 (%)" in text and "AUROC (%)" in text and "ROC per OOD set" in text
+    assert "FPR95 (%)" in text and "AUROC (%)" in text and "AUPR-In (%)" in text and "AUPR-Out (%)" in text and "ROC per OOD set" in text
     assert page.tags["img"] == 2  # ROC curves and histograms
     assert all(w >= 500 and h >= 400 for w, h in image_sizes(page))  # figures large enough to read
 
