@@ -223,22 +223,3 @@ def load_tensors(path: str | Path) -> dict:
     except Exception as e:  # SafetensorError, OSError: a truncated or foreign file
         raise ProbeError(f"{path} is damaged or not a safetensors file ({first_line(e)}); "
                          f"re-create it by running the command again") from e
-
-
-def save_result(folder: str | Path, tensors: dict, meta: dict) -> Path:
-    """Deprecated: subclass :class:`probe.result.Result` instead. ``tensors.safetensors`` + ``meta.json``."""
-    folder = Path(folder)
-    save_tensors(folder / "tensors.safetensors", tensors)
-    save_json(folder / "meta.json", meta)
-    return folder
-
-
-def load_result(folder: str | Path) -> tuple[dict, dict]:
-    """Deprecated: use :func:`probe.result.load_result` (or ``Cls.load``)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ProbeError(f"no result folder at {folder}")
-    return load_tensors(folder / "tensors.safetensors"), load_json(folder / "meta.json")
-
-
-_atomic_write = atomic_write  # the old private name, until every caller uses atomic_write

@@ -32,9 +32,6 @@ from .files import (
     to_jsonable,
     write_failure,
 )
-from .files import _atomic_write as _atomic_write  # old names, until every caller uses the new ones
-from .files import load_result as load_result
-from .files import save_result as save_result
 
 __all__ = ["OutputFolder", "atomic_write", "save_json", "load_json", "save_text", "save_figure", "save_csv",
            "save_tensors", "load_tensors", "to_jsonable", "write_failure", "clean_stale_temps"]
