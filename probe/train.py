@@ -31,7 +31,7 @@ __all__ = ["TrainConfig", "TrainRun", "train", "augment", "mse", "AUGMENTS"]
 
 AUGMENTS = ("none", "shift", "flip", "shift+flip")
 #: Fields that may differ when a run is resumed (everything else must match the folder).
-RESUMABLE = {"epochs", "device", "keep_checkpoints"}
+RESUMABLE = {"epochs", "device", "keep_checkpoints", "keep_epochs"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = field(0, "seed for the data subset, initialisation and batch order")
     device: str = field("cpu", "cpu or cuda[:i]")
     keep_checkpoints: bool = field(True, "keep the model weights of every epoch (for attractors per epoch)")
+    keep_epochs: list[int] = field([], "with keep_checkpoints: keep only these epochs' weights (empty = every epoch)")
 
     def __post_init__(self):
         for name in ("width", "bottleneck", "epochs", "batch_size", "lr_step"):
@@ -66,6 +67,8 @@ class TrainConfig:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError("lr must be > 0 and weight_decay >= 0")
+        if any(not isinstance(e, int) or e < 1 for e in self.keep_epochs):
+            raise ConfigError(f"keep_epochs must be positive integers, got {list(self.keep_epochs)}")
 
 
 @dataclass
@@ -231,7 +234,7 @@ def _save_epoch(folder: Path, net: ConvAE, opt, sched, cfg: TrainConfig, history
     epoch = len(history)
     facts = {"trained_with": "probe.train", "epochs": epoch, "train_mse": history[-1]["train_mse"],
              "test_mse": history[-1]["test_mse"], "dataset": cfg.dataset}
-    if cfg.keep_checkpoints:
+    if cfg.keep_checkpoints and (not cfg.keep_epochs or epoch in cfg.keep_epochs):
         net.save(folder / "checkpoints" / f"epoch_{epoch:04d}", **facts)
     # Weights first, then the optimizer state that claims them, then the history: any crash
     # leaves a folder that resumes from the last epoch whose weights are on disk.

@@ -30,7 +30,7 @@ class DemoConfig:
 
     section = "demo"
 
-    datasets: list = field(["fashion-mnist", "mnist"], "held-out image sets")
+    datasets: list[str] = field(["fashion-mnist", "mnist"], "held-out image sets")
     n_images: int = field(500, "test images per set (paper: 500)")
     coder: str = field("both", "sparse coder: omp, lasso or both")
     sweep: bool = field(False, "also the sparsity sweep (slower)")

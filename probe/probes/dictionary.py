@@ -57,9 +57,9 @@ class DictionaryConfig:
 
     sparsity: float = field(0.05, "fraction of atoms non-zero in every code (paper: 5%, 205 of 4096)")
     sweep: bool = field(False, "also code at every fraction in sweep_sparsities (the sparsity-vs-MSE curve)")
-    sweep_sparsities: list = field(SWEEP, "fractions for --sweep (paper: 4096, 2048, ..., 32 of 4096 atoms)")
+    sweep_sparsities: list[float] = field(SWEEP, "fractions for --sweep (paper: 4096, 2048, ..., 32 of 4096 atoms)")
     coder: str = field("omp", "sparse coder: omp, lasso (penalty set for the same non-zero count) or both")
-    bases: list = field(list(BASES), "dictionaries to compare: attractors, orthogonal, pca")
+    bases: list[str] = field(list(BASES), "dictionaries to compare: attractors, orthogonal, pca")
     atoms_from: str = field("auto", "auto: attractors, or end points when the map is expansive (no attractors); "
                                     "or force attractors / end_points")
     n_images: int = field(500, "random test images per dataset (paper: 500)")

@@ -34,7 +34,7 @@ class MemorizationConfig:
     section = "memorization"
 
     dataset: str = field("fashion-mnist", "image set (probe.data spec with train and test splits)")
-    bottlenecks: list = field([2, 4, 8, 16, 32, 64, 128], "bottleneck sizes k to train and measure")
+    bottlenecks: list[int] = field([2, 4, 8, 16, 32, 64, 128], "bottleneck sizes k to train and measure")
     epochs: int = field(20, "training epochs per model")
     n_train: int = field(10000, "training images (seeded subset; 0 = the whole split)")
     n_test: int = field(2000, "test images: test MSE, test-image seeds and the null level")
@@ -46,6 +46,8 @@ class MemorizationConfig:
     n_null: int = field(1000, "test images for the null level")
     count_seeds: int = field(128, "noise seeds for the attractor count after each counted epoch")
     count_every: int = field(0, "count attractors every N epochs (0 = about 8 counts per model)")
+    count_epochs: list[int] = field([], "count attractors after exactly these epochs, e.g. 1,2,5,10,20,50,100,200,500 "
+                               "(overrides count_every; only these epochs' weights are kept)")
     # last: the name shadows probe.config.field inside this class body
     field: FieldConfig = field(FieldConfig(n_seeds=256), "the attractor search of every model: 256 noise seeds; "
                                "its seed also draws data subsets and initialisations; its device trains too")
@@ -57,18 +59,23 @@ class MemorizationConfig:
             raise ConfigError(f"bottlenecks must be positive integers, got {ks}")
         if self.epochs < 1:
             raise ConfigError("epochs must be >= 1")
+        if any(not isinstance(e, int) or not 1 <= e <= self.epochs for e in self.count_epochs):
+            raise ConfigError(f"count_epochs must be integers in 1..{self.epochs}, got {list(self.count_epochs)}")
 
     def train_config(self, k: int):
         from ..train import TrainConfig
 
         return TrainConfig(dataset=self.dataset, n_train=self.n_train or None, n_test=self.n_test, width=self.width,
                            bottleneck=int(k), epochs=self.epochs, batch_size=self.train_batch, lr_step=self.lr_step,
-                           augment=self.augment, seed=self.field.seed, device=self.field.device or "cpu")
+                           augment=self.augment, seed=self.field.seed, device=self.field.device or "cpu",
+                           keep_epochs=self.counted_epochs() if self.count_epochs else [])
 
     def measure_config(self) -> MeasureConfig:
         return MeasureConfig(n_data_seeds=self.n_data_seeds, n_null=self.n_null, field=self.field)
 
     def counted_epochs(self) -> list[int]:
+        if self.count_epochs:
+            return sorted({*self.count_epochs, self.epochs})
         if self.count_every:
             return sorted({*range(self.count_every, self.epochs + 1, self.count_every), self.epochs})
         every = max(1, math.ceil(self.epochs / 8))
@@ -230,6 +237,9 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
         if r["counts"]:
             ax.plot([c["epoch"] for c in r["counts"]], [c["attractors"] for c in r["counts"]], "o-", label=f"k={r['k']}")
     merge = rows[0]["measure"]["noise"]["merge"] if rows else {}
+    epochs = [c["epoch"] for r in rows for c in r["counts"]]
+    if epochs and max(epochs) >= 20 * min(epochs):  # log-spaced counts (1, 2, 5, ... 500)
+        ax.set_xscale("log")
     ax.set(xlabel="epoch", ylabel="distinct attractors", yscale="symlog",
            title=f"attractors from {study.config.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
                  f"{merge.get('threshold')})")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import probe
-from probe.errors import ProbeError
+from probe.errors import ConfigError, ProbeError
 from probe.field import FieldConfig
 from probe.probes.memorization import (
     MeasureConfig,
@@ -145,3 +145,28 @@ def test_study_trains_measures_and_resumes(tmp_path, monkeypatch):
     again = ms.run_study(cfg, tmp_path, log=None)
     assert again.rows[0]["measure"] == study.rows[0]["measure"]
     assert state.stat().st_mtime_ns == stamp
+
+
+def test_list_flags_parse_as_their_element_type_and_count_epochs_keep_only_those_weights(tmp_path):
+    from probe.cli.flags import config_from_args
+    from probe.cli.main import build_parser
+    from probe.probes import memorization_study as ms
+
+    args = build_parser().parse_args(["memorization", "--bottlenecks", "2,8", "--epochs", "5",
+                                      "--count-epochs", "1,2,5", "--quiet"])
+    cfg = config_from_args(ms.MemorizationConfig, args)
+    assert cfg.bottlenecks == [2, 8] and cfg.count_epochs == [1, 2, 5]
+    assert cfg.counted_epochs() == [1, 2, 5] and cfg.train_config(2).keep_epochs == [1, 2, 5]
+    with pytest.raises(ConfigError, match="count_epochs"):
+        ms.MemorizationConfig(epochs=5, count_epochs=[1, 6])
+    args = build_parser().parse_args(["dictionary", "m", "--datasets", "mnist", "--sweep-sparsities", "0.5,0.05", "--quiet"])
+    from probe.probes.dictionary import DictionaryConfig
+    assert config_from_args(DictionaryConfig, args).sweep_sparsities == [0.5, 0.05]
+
+    cfg = ms.MemorizationConfig(dataset="digits", bottlenecks=[2], epochs=3, n_train=200, n_test=40, width=2,
+                                train_batch=50, n_data_seeds=4, n_null=20, count_seeds=4, count_epochs=[1],
+                                field=FieldConfig(n_seeds=4, max_steps=200))
+    study = ms.run_study(cfg, tmp_path, log=None)
+    assert [c["epoch"] for c in study.rows[0]["counts"]] == [1, 3]
+    kept = sorted(p.name for p in (tmp_path / "k002" / "checkpoints").glob("epoch_*"))
+    assert kept == ["epoch_0001", "epoch_0003"]

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Issue 14 item 1: the memorization sweep trained for the paper's 500 epochs (Appendix D: Adam lr 5e-4,
+# weight decay 1e-4), attractors counted at log-spaced epochs. CPU scale, recorded in
+# benchmarks/results/memorization500_*.md. Usage: benchmarks/memorization_500.sh [a|b|all]  (default all:
+# both chains at once, one per core). Resumable model by model (runs/ is git-ignored).
+#
+# CPU choices (2 cores, about 90 CPU-minutes for the MNIST sweep): 1,000 training images (a seeded subset;
+# memorization is a small-data regime, and 1,000 images x 500 epochs = 16,000 optimizer steps of batch 32),
+# width d = 16, one thread per process. StepLR every 100 epochs x 0.5 (the paper names a step scheduler
+# without values; the default step of 10 would shrink the rate by 2^-50 over 500 epochs).
+# On a GPU the paper-scale command is in benchmarks/results/fidelity.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROBE=${PROBE:-.venv/bin/probe}
+export OMP_NUM_THREADS=1
+what=${1:-all}
+COMMON=(--epochs 500 --count-epochs 1,2,5,10,20,50,100,200,500 --n-train 1000 --n-test 1000 --width 16
+        --train-batch 32 --lr-step 100 --seeds 256 --n-data-seeds 256 --n-null 1000 --count-seeds 128 --threads 1)
+
+chain_a() {  # MNIST k = 2, 8, 32, 128, 512, then Fashion-MNIST
+  $PROBE memorization --dataset mnist --bottlenecks 2,8,32,128,512 "${COMMON[@]}" --out runs/mem500-mnist-a
+  $PROBE memorization --dataset fashion-mnist --bottlenecks 2,16,128,512 "${COMMON[@]}" --out runs/mem500-fmnist
+}
+chain_b() {  # MNIST k = 4, 16, 64, 256, then CIFAR-10
+  $PROBE memorization --dataset mnist --bottlenecks 4,16,64,256 "${COMMON[@]}" --out runs/mem500-mnist-b
+  $PROBE memorization --dataset cifar10 --bottlenecks 2,16,128,512 "${COMMON[@]}" --out runs/mem500-cifar10
+}
+case $what in
+  a) chain_a ;;
+  b) chain_b ;;
+  all) chain_a > runs/mem500-a.log 2>&1 & chain_b > runs/mem500-b.log 2>&1 & wait ;;
+esac
