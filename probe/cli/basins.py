@@ -8,36 +8,29 @@ with their classes), and ``basins.md`` lists basin sizes and class mixes.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..maps.base import LatentMap
+from ..probes.basins import Basins, BasinsConfig, run_basins
+from ..probes.common import model_of, resolution_of
 from . import flags
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
-    from ..probes.basins import BasinsConfig
-
     flags.add_image_probe_parser(subparsers, "basins", BasinsConfig, func=run, description=__doc__,
-                                 help="iterate every image to its attractor; galleries of each basin",
-                                 images_help="image set (probe.data spec: fashion-mnist, mnist, cifar10, a folder...)")
+                                 help="iterate every image to its attractor; galleries of each basin")
 
 
-def run(args) -> int:
-    from ..config import asdict
-    from ..data import load_images
-    from ..probes.basins import Basins, BasinsConfig, run_basins
-    from ..probes.common import model_of, resolution_of
-
-    cfg = flags.config_from_args(BasinsConfig, args)
-    model = flags.load_model(args, args.spec, cfg.field)
+def run(args, cfg: BasinsConfig, model: LatentMap, out: Path) -> int:
     res = resolution_of(model, cfg.field.resolution)
-    out = flags.resolve_out(args, "basins", args.spec)
     settings = {"command": "basins", "model": model_of(model), "images": args.images, "resize": args.resize,
-                "config": {**asdict(cfg), "field": asdict(cfg.field.resolve(model))}}
+                "config": flags.resolved_config(cfg, model)}
     with flags.output_folder(args, out, settings) as folder:
         result = flags.reuse(args, folder, lambda: Basins.load(out))
         if result is None:
-            images = load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=res,
-                                 channels=model.image_channels, **flags.image_options(args))
+            images = flags.probe_images(args, cfg, res, model.image_channels)
             result = run_basins(model, images, folder.path, cfg, progress=not args.quiet, overwrite=args.overwrite)
             flags.record_command(args, folder.path, cfg, spec=args.spec)
     flags.emit(args, result.table(top=10) + f"\ngalleries and basins.md in {out}",

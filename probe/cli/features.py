@@ -13,35 +13,25 @@ the FeatureReport (``meta.json`` + ``tensors.safetensors``; ``probe.result.load_
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from ..config import asdict
+from ..maps.base import LatentMap
+from ..probes.features import FeatureReport, FeaturesConfig, find_feature_images
 from . import flags
 
 __all__ = ["add_parser", "main"]
 
 
 def add_parser(subparsers) -> None:
-    from ..probes.features import FeaturesConfig
-
     flags.add_image_probe_parser(subparsers, "features", FeaturesConfig, func=main, description=__doc__,
-                                 help="which images does latent feature K capture (via their attractors)",
-                                 images_help="image set: a folder, a .npz, or a built-in name (fashion-mnist ...)")
+                                 help="which images does latent feature K capture (via their attractors)")
 
 
-def main(args) -> int:
-    from ..data import load_images
-    from ..probes.features import FeatureReport, FeaturesConfig, find_feature_images
-
-    cfg = flags.config_from_args(FeaturesConfig, args)
-    m = flags.load_model(args, args.spec, cfg.field)
-    out = flags.resolve_out(args, "features", args.spec)
+def main(args, cfg: FeaturesConfig, m: LatentMap, out: Path) -> int:
     size = m.image_size or cfg.field.resolution or m.default_resolution()
-    images = load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=size,
-                         channels=m.image_channels if m.image_channels in (1, 3) else None,
-                         **flags.image_options(args))
-    resolved = {**asdict(cfg), "field": asdict(cfg.field.resolve(m))}
+    images = flags.probe_images(args, cfg, size, m.image_channels if m.image_channels in (1, 3) else None)
     settings = {"command": "features", "spec": args.spec, "images": args.images, "resize": getattr(args, "resize", None),
-                "config": resolved}
+                "config": flags.resolved_config(cfg, m)}
     with flags.output_folder(args, out, settings) as folder:
         if folder.finished:
             report = FeatureReport.load(out)

@@ -30,7 +30,8 @@ from ..errors import ConfigError, ProbeError
 
 __all__ = ["add_config_flags", "add_model_flags", "add_field_flags", "add_data_flags", "add_output_flags",
            "config_from_args", "load_model", "image_options", "resolve_out", "record_command", "emit", "say",
-           "write_report", "flag_of", "given", "note", "output_folder"]
+           "write_report", "flag_of", "given", "note", "output_folder", "add_image_probe_parser", "probe_images",
+           "resolved_config"]
 
 FLAG_NAMES = {"n_seeds": "--seeds"}  # "N seeds", as the paper says it
 RESIZE = ("bilinear", "bicubic", "lanczos", "nearest", "none")
@@ -132,19 +133,44 @@ def add_output_flags(parser, default_out: str) -> None:
 
 
 def add_image_probe_parser(subparsers, name: str, cls: type, *, help: str, description: str | None,
-                           images_help: str, func) -> argparse.ArgumentParser:
+                           func: Callable[..., int]) -> argparse.ArgumentParser:
     """A command that iterates a set of images (not Gaussian seeds): model, --images, its config, the
-    field flags without the seed settings, data and output flags."""
+    field flags without the seed settings, data and output flags.
+
+    ``func(args, cfg, model, out)`` runs it, given the ``cls`` config read back from those flags
+    (:func:`config_from_args`), the model loaded on the field's device and the output folder
+    (``--out``, else ``<name>-out/<model>``).
+    """
     p = subparsers.add_parser(name, help=help, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p)
-    p.add_argument("--images", required=True, help=images_help)
+    p.add_argument("--images", required=True, help="image set: a probe.data spec (fashion-mnist, mnist, cifar10 ...), "
+                   "a folder or a .npz")
     add_config_flags(p, cls)
     add_field_flags(p, cls().field, skip=("n_seeds", "seed_dist"))
     add_data_flags(p)
     add_output_flags(p, f"{name}-out/<model>")
-    p.set_defaults(func=func)
+
+    def start(args: argparse.Namespace) -> int:
+        cfg = config_from_args(cls, args)
+        return func(args, cfg, load_model(args, args.spec, cfg.field), resolve_out(args, name, args.spec))
+
+    p.set_defaults(func=start)
     return p
+
+
+def probe_images(args: argparse.Namespace, cfg: Any, resolution: int, channels: int | None):
+    """The ``--images`` of an image probe: ``cfg.n_images`` of split ``cfg.split``, drawn with the field's
+    seed, at ``resolution`` px with ``channels`` (None: the set's own), resized as ``--resize`` says."""
+    from ..data import load_images
+
+    return load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=resolution,
+                       channels=channels, **image_options(args))
+
+
+def resolved_config(cfg: Any, model: Any) -> dict:
+    """A probe's config as its output folder records it: the field settings resolved for ``model``."""
+    return {**dataclasses.asdict(cfg), "field": dataclasses.asdict(cfg.field.resolve(model))}
 
 
 # -- using them --------------------------------------------------------------------------------
