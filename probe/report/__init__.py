@@ -15,21 +15,9 @@ from pathlib import Path
 from ..errors import ProbeError
 from . import html as H
 from .context import Context, model_facts
-from .read import Found, discover, first_line
+from .read import SECTIONS, Found, discover, first_line
 
 __all__ = ["write_report", "render_report"]
-
-#: section name -> (module that draws it, heading)
-SECTIONS = {
-    "attractors": ("probe.report.attractors", "Attractor set"),
-    "dictionary": ("probe.report.dictionary", "Dictionary probe"),
-    "ood": ("probe.report.ood", "OOD detection"),
-    "compare": ("probe.report.compare", "Model comparison"),
-    "basins": ("probe.report.basins", "Basins of images"),
-    "memorization": ("probe.report.memorization", "Memorization"),
-    "features": ("probe.report.features", "Feature probe"),
-    "other": ("probe.report.generic", "Result"),
-}
 
 
 def _where(f: Found, root: Path) -> str:
@@ -41,7 +29,7 @@ def _where(f: Found, root: Path) -> str:
 
 
 def _body(f: Found, ctx: Context) -> str:
-    module = SECTIONS[f.section][0] if f.result is not None else "probe.report.generic"
+    module = SECTIONS[f.section].module if f.result is not None else "probe.report.generic"
     try:
         return importlib.import_module(module).section(f, ctx)
     except Exception as e:  # one broken section must not cost the whole page
@@ -62,7 +50,7 @@ def render_report(folder: str | Path, *, model=None, trajectories: int = 4, devi
     for i, f in enumerate(results):
         where = _where(f, folder)
         name = model_facts(f.meta).get("name")
-        head = f"{SECTIONS[f.section][1]}: {where}" + (f" ({name})" if isinstance(name, str) else "")
+        head = f"{SECTIONS[f.section].heading}: {where}" + (f" ({name})" if isinstance(name, str) else "")
         sections.append((f"r{i}-{f.section}", head, f'<p class="note">folder <code>{H.esc(f.folder)}</code>, '
                                                     f"kind {H.esc(f.kind)}</p>" + _body(f, ctx)))
     if problems:

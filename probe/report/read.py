@@ -3,34 +3,52 @@
 Results are read with ``probe.result.load_result`` where that exists, else with each class's
 own ``load``; a result whose object cannot be rebuilt still shows its saved settings, with the
 reason. A folder that is not itself a result is searched (a few levels deep) for results.
+:data:`SECTIONS` is the one table of the page's sections: each one's heading, the module that draws
+it and the saved kinds it shows (``KINDS`` and the page order are derived from it).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ProbeError
 from ..io import load_json
 
-__all__ = ["Found", "discover", "read", "section_of", "first_line"]
+__all__ = ["Found", "Section", "SECTIONS", "discover", "read", "section_of", "first_line"]
 
-#: saved kind -> (section name, "module:Class" of the legacy loader)
-KINDS = {
-    "AttractorSet": ("attractors", "probe.field.attractors:AttractorSet"),
-    "DictionaryReport": ("dictionary", "probe.probes.dictionary_report:DictionaryReport"),
-    "dictionary-report": ("dictionary", "probe.probes.dictionary_report:DictionaryReport"),
-    "OODReport": ("ood", "probe.probes.ood:OODReport"),
-    "ComparisonReport": ("compare", "probe.probes.compare:ComparisonReport"),
-    "Basins": ("basins", "probe.probes.basins:Basins"),
-    "MemorizationStudy": ("memorization", "probe.probes.memorization_study:MemorizationStudy"),
-    "Memorization": ("memorization", None),
-    "FeatureReport": ("features", None),
+
+class Section(NamedTuple):
+    """One kind of section of the page: its heading, the module that draws it, and the saved kinds
+    it shows (kind -> "module:Class" of the legacy loader, None where there is none)."""
+
+    heading: str
+    module: str
+    kinds: dict[str, str | None]
+
+
+#: section name -> Section, in the order the page shows them
+SECTIONS = {
+    "attractors": Section("Attractor set", "probe.report.attractors",
+                          {"AttractorSet": "probe.field.attractors:AttractorSet"}),
+    "dictionary": Section("Dictionary probe", "probe.report.dictionary",
+                          dict.fromkeys(("DictionaryReport", "dictionary-report"),
+                                        "probe.probes.dictionary_report:DictionaryReport")),
+    "ood": Section("OOD detection", "probe.report.ood", {"OODReport": "probe.probes.ood:OODReport"}),
+    "compare": Section("Model comparison", "probe.report.compare",
+                       {"ComparisonReport": "probe.probes.compare:ComparisonReport"}),
+    "basins": Section("Basins of images", "probe.report.basins", {"Basins": "probe.probes.basins:Basins"}),
+    "memorization": Section("Memorization", "probe.report.memorization", {
+        "MemorizationStudy": "probe.probes.memorization_study:MemorizationStudy", "Memorization": None}),
+    "features": Section("Feature probe", "probe.report.features", {"FeatureReport": None}),
+    "other": Section("Result", "probe.report.generic", {}),
 }
+#: saved kind -> (section name, "module:Class" of the legacy loader)
+KINDS = {kind: (name, loader) for name, section in SECTIONS.items() for kind, loader in section.kinds.items()}
+ORDER = tuple(SECTIONS)
 #: the files that make a folder a result, in the order they are tried
 META_FILES = ("meta.json", "study.json", "memorization.json")
-ORDER = ("attractors", "dictionary", "ood", "compare", "basins", "memorization", "features", "other")
 SKIP_DIRS = {"galleries", "__pycache__", ".git", "checkpoints"}
 
 
