@@ -25,7 +25,7 @@ from torch import Tensor
 from .config import asdict, field
 from .errors import ConfigError, ProbeError
 from .io import atomic_write, load_json, save_json
-from .maps.convae import ConvAE, ConvAEConfig, load_saved
+from .maps.convae import ConvAE, ConvAEConfig, load_saved, paper_adam, require_positive
 
 __all__ = ["TrainConfig", "TrainRun", "train", "augment", "mse", "AUGMENTS"]
 
@@ -49,8 +49,8 @@ class TrainConfig:
     bottleneck: int = field(16, "k: latent size")
     epochs: int = field(20, "epochs to train (a resumed run continues up to this many)")
     batch_size: int = field(128, "images per step")
-    lr: float = field(5e-4, "Adam learning rate (paper: 5e-4)")
-    weight_decay: float = field(1e-4, "Adam L2 weight decay (paper: 1e-4); it makes the latent map contractive")
+    lr: float = paper_adam("lr")
+    weight_decay: float = paper_adam("weight_decay", "; it makes the latent map contractive")
     lr_step: int = field(10, "StepLR step size in epochs (the paper uses a step scheduler without giving values)")
     lr_gamma: float = field(0.5, "StepLR factor")
     augment: str = field("none", "augmentation: none, shift (random 2 px translation), flip (horizontal), shift+flip")
@@ -60,9 +60,7 @@ class TrainConfig:
     keep_epochs: list[int] = field([], "with keep_checkpoints: keep only these epochs' weights (empty = every epoch)")
 
     def __post_init__(self):
-        for name in ("width", "bottleneck", "epochs", "batch_size", "lr_step"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("width", "bottleneck", "epochs", "batch_size", "lr_step"), ConfigError)
         if self.augment not in AUGMENTS:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr <= 0 or self.weight_decay < 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -23,6 +24,25 @@ from .base import LatentMap
 
 WEIGHTS = "model.safetensors"
 MANIFEST = "probe_map.json"
+CHANNELS = (1, 3)  #: grayscale or RGB
+#: The paper's optimiser for this family (METHOD.md section 3): Adam with plain L2 weight decay
+#: (not AdamW). ``probe train`` trains with it; surrogate decoders (``probe fit-decoder``) borrow it.
+PAPER_ADAM = {"lr": (5e-4, "Adam learning rate (paper: 5e-4)"),
+              "weight_decay": (1e-4, "Adam L2 weight decay (paper: 1e-4)")}
+
+
+def paper_adam(name: str, note: str = "") -> Any:
+    """The config field of the paper's Adam setting ``name`` (``lr`` or ``weight_decay``): the paper's
+    value as its default, its help saying so and then ``note``."""
+    default, help = PAPER_ADAM[name]
+    return field(default, help + note)
+
+
+def require_positive(cfg: Any, names: tuple[str, ...], error: type[Exception] = ValueError) -> None:
+    """Refuse ``cfg`` when one of the fields ``names`` (sizes, counts) is below 1."""
+    for name in names:
+        if int(getattr(cfg, name)) < 1:
+            raise error(f"{name} must be >= 1, got {getattr(cfg, name)}")
 
 
 @dataclass(frozen=True)
@@ -30,15 +50,13 @@ class ConvAEConfig:
     """Shape of one member of the family; the paper sweeps ``bottleneck`` from 2 to 512."""
 
     image_size: int = field(28, "input height = width in pixels (28 for MNIST / Fashion-MNIST, 32 for CIFAR-10)")
-    image_channels: int = field(1, "input channels: 1 grayscale, 3 RGB")
+    image_channels: int = field(1, "input channels: 1 grayscale, 3 RGB", choices=CHANNELS)
     width: int = field(32, "d: channels of the first conv; the encoder uses d, 2d, 4d, 8d")
     bottleneck: int = field(16, "k: size of the latent vector (the paper sweeps 2..512)")
 
     def __post_init__(self):
-        for name in ("image_size", "width", "bottleneck"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_channels not in (1, 3):
+        require_positive(self, ("image_size", "width", "bottleneck"))
+        if self.image_channels not in CHANNELS:
             raise ValueError(f"image_channels must be 1 or 3, got {self.image_channels}")
 
 

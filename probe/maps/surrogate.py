@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..config import field
 from ..errors import ProbeError
+from .convae import paper_adam, require_positive
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,7 @@ class DecoderConfig:
     channels: int = field(3, "image channels (3 = RGB)")
 
     def __post_init__(self):
-        for name in ("latent_dim", "width", "channels"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("latent_dim", "width", "channels"))
         r = int(self.resolution)
         if r < 8 or r % 4 or (r // 4) & (r // 4 - 1):
             raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, 128, 256), got {r}")
@@ -106,8 +105,8 @@ class FitConfig:
     width: int = field(32, "decoder channels at full resolution (doubled per coarser level, at most 8x)")
     epochs: int = field(20, "passes over the training images")
     batch_size: int = field(64, "images per step")
-    lr: float = field(5e-4, "Adam learning rate (the paper's autoencoder setting), cosine-annealed to 0")
-    weight_decay: float = field(1e-4, "Adam L2 weight decay (the paper's autoencoder setting)")
+    lr: float = paper_adam("lr", ", cosine-annealed to 0")
+    weight_decay: float = paper_adam("weight_decay")
     consistency: float = field(0.0, "weight of the embedding-consistency loss ||E(D(z)) - z||^2 / ||z||^2 "
                                     "(0 = reconstruction MSE only; > 0 back-propagates through the frozen encoder)")
     val_fraction: float = field(0.1, "held-out fraction of the images for validation PSNR and field residual")
@@ -115,9 +114,7 @@ class FitConfig:
     device: str = field("cpu", "cpu or cuda[:i]")
 
     def __post_init__(self):
-        for name in ("resolution", "width", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("resolution", "width", "epochs", "batch_size"))
         if self.n_images is not None and self.n_images < 2:
             raise ValueError(f"n_images must be >= 2, got {self.n_images}")
         if self.lr <= 0 or self.weight_decay < 0 or self.consistency < 0:
