@@ -78,15 +78,18 @@ class OODConfig:
 
     section = "ood"
 
+    # the images
     n_train: int = field(1000, "training images whose encodings seed the attractor search and fit KNN / Mahalanobis")
     n_test: int = field(500, "images drawn from each test set (in-distribution and every OOD set)")
-    score_steps: int | None = field(None, "step budget T of the trajectory score (None: the search's max_steps)")
-    knn_k: int = field(50, "K of the KNN baseline (large, as in Sun et al. 2022)")
-    knn_metric: str = field("cosine", "KNN distance: cosine (L2 between unit-normalised latents, Sun et al.) or l2")
     image_batch: int = field(128, "images per batch when encoding and reconstructing")
+    # the trajectory score
     reference_points: str = field("attractors", "Z*_train of the trajectory score: attractors (the training "
                                   "end points merged by field.merge / merge_threshold) or end_points (every "
                                   "converged training end point, unmerged: one per training image)")
+    score_steps: int | None = field(None, "step budget T of the trajectory score (None: the search's max_steps)")
+    # the KNN baseline
+    knn_k: int = field(50, "K of the KNN baseline (large, as in Sun et al. 2022)")
+    knn_metric: str = field("cosine", "KNN distance: cosine (L2 between unit-normalised latents, Sun et al.) or l2")
     # last: the name shadows probe.config.field inside this class body
     field: FieldConfig = field(FieldConfig(probe_points=0), "the attractor search from the training latents "
                                "(merged into Z*_train, the paper's cosine > 0.99); its seed draws the image subsets")
