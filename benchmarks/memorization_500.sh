@@ -29,6 +29,8 @@ other_b() { $PROBE memorization --dataset cifar10 --bottlenecks 16,128,512 "${CO
 case $what in
   mnist) mnist_a > runs/mem500-a.log 2>&1 & mnist_b > runs/mem500-b.log 2>&1 & wait ;;
   others) other_a > runs/mem500-c.log 2>&1 & other_b > runs/mem500-d.log 2>&1 & wait ;;
+  others-a) other_a > runs/mem500-c.log 2>&1 ;;   # one process each: start as a core frees
+  others-b) other_b > runs/mem500-d.log 2>&1 ;;
   all) "$0" mnist; "$0" others ;;
   *) echo "usage: $0 [mnist|others|all]" >&2; exit 2 ;;
 esac
