@@ -1,23 +1,21 @@
-"""Write benchmarks/results/memorization_<dataset>.md (+ plots) from finished sweep folders.
+"""Write benchmarks/results/<prefix>_<dataset>.md (+ plots) from finished sweep folders.
 
     python benchmarks/memorization_report.py runs/mem-mnist runs/mem-fmnist
+    python benchmarks/memorization_report.py --prefix memorization500 --command "benchmarks/memorization_500.sh" \
+        /work/sweep/runs/mem500-mnist-a /work/sweep/runs/mem500-mnist-b
 
-The sweeps themselves are made by benchmarks/memorization_sweep.sh; this only reads their
-study.json and copies their figures, so it can be rerun at no cost.
+Study folders of one dataset (a sweep split over two processes) are merged into one table, rows
+sorted by k. This only reads the folders' study files and models, so it can be rerun at no cost.
 """
 from __future__ import annotations
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
-from probe.probes.memorization_study import MemorizationStudy
+from probe.probes.memorization_study import MemorizationStudy, plot_study
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COMMANDS = {
-    "mnist": "benchmarks/memorization_sweep.sh mnist",
-    "fashion-mnist": "benchmarks/memorization_sweep.sh fashion-mnist",
-}
 
 
 def counts_table(study: MemorizationStudy) -> str:
@@ -42,42 +40,72 @@ def data_table(study: MemorizationStudy) -> str:
     return "\n".join(lines)
 
 
-def write(folder: Path) -> Path:
-    study = MemorizationStudy.load(folder)
-    cfg = study.config
+def merged(folders: list[Path]) -> MemorizationStudy:
+    """One study from several folders of the same dataset and settings (bottlenecks joined, rows by k)."""
+    studies = [MemorizationStudy.load(f) for f in folders]
+    rows = sorted((r for s in studies for r in s.rows), key=lambda r: r["k"])
+    config = dict(studies[0].config)
+    config["bottlenecks"] = [r["k"] for r in rows]
+    for s in studies[1:]:
+        other = {k: v for k, v in s.config.items() if k != "bottlenecks"}
+        mine = {k: v for k, v in config.items() if k != "bottlenecks"}
+        if other != mine:
+            diff = sorted(k for k in set(other) | set(mine) if other.get(k) != mine.get(k))
+            raise SystemExit(f"studies differ in {', '.join(diff)}: not merged")
+    return MemorizationStudy(config, rows)
+
+
+def write(folders: list[Path], prefix: str, command: str) -> Path:
+    study = merged(folders)
+    cfg, fcfg = study.config, study.config["field"]
     name = cfg["dataset"]
     tag = name.replace("-", "")
     train, test = cfg["data"]["train"], cfg["data"]["test"]
-    figures = []
-    grids = [f"attractors_k{int(r['k']):03d}.png" for r in study.rows]
-    for fig in ("coefficient_vs_k.png", "attractors_vs_epoch.png", "mse_vs_k.png", *grids):
-        if (folder / fig).is_file():
-            dest = RESULTS / f"memorization_{tag}_{fig}"
-            shutil.copyfile(folder / fig, dest)
-            figures.append(dest.name)
+    stem = f"{prefix}_{tag}"
+    work = RESULTS / f".{stem}"
+    work.mkdir(parents=True, exist_ok=True)
+    figures = [p.name for p in plot_study(study, work)]
+    for fig in figures:
+        shutil.move(work / fig, RESULTS / f"{stem}_{fig}")
+    work.rmdir()
+    grids = []
+    for r in study.rows:
+        src = Path(r["folder"]).parent / f"attractors_k{int(r['k']):03d}.png"
+        if src.is_file():
+            grids.append(f"{stem}_{src.name}")
+            shutil.copyfile(src, RESULTS / grids[-1])
+    epochs = sorted({c["epoch"] for r in study.rows for c in r["counts"]})
     text = [f"# Memorization sweep: {name}", "",
-            f"Made by `{COMMANDS.get(name, 'probe memorization ...')}` (study folder `{folder}`), then "
-            f"`python benchmarks/memorization_report.py {folder}`. CPU, one thread per process.", "",
+            f"Made by `{command}` (study folders {', '.join(f'`{f}`' for f in folders)}), then "
+            f"`python benchmarks/memorization_report.py --prefix {prefix} ...`. CPU, one thread per process.", "",
             f"Settings: conv autoencoder d = {cfg['width']}, k in {cfg['bottlenecks']}, {cfg['epochs']} epochs, "
-            f"batch {cfg['batch_size']}, Adam lr 5e-4, weight decay 1e-4, StepLR step {cfg['lr_step']} x0.5, "
-            f"augmentation {cfg['augment']}; {train['n']} training images ({', '.join(train['ops']) or 'all'}), "
-            f"{test['n']} test images. Seeds per model: {cfg['n_seeds']} N(0, I), {cfg['n_data_seeds']} training "
+            f"batch {cfg['train_batch']}, Adam lr 5e-4, weight decay 1e-4, StepLR step {cfg['lr_step']} x 0.5, "
+            f"augmentation {cfg['augment']}; {train['n']} training images ({train.get('source', '')}), "
+            f"{test['n']} test images. Seeds per model: {fcfg['n_seeds']} N(0, I), {cfg['n_data_seeds']} training "
             f"and {cfg['n_data_seeds']} test images; null level over {cfg['n_null']} test images; attractor counts "
-            f"from {cfg['count_seeds']} N(0, I) seeds. Iteration: tol 1e-6, max_steps "
-            f"{cfg['max_steps'] or 3000}; merge cosine > {cfg['merge_threshold']}.", "",
+            f"from {cfg['count_seeds']} N(0, I) seeds after epochs {', '.join(map(str, epochs))}. Iteration: "
+            f"tol {fcfg['tol'] or 1e-6}, max_steps {fcfg['max_steps'] or 3000}, cycles up to period "
+            f"{fcfg['max_period']}; merge {fcfg['merge']} > {fcfg['merge_threshold']}; solver {fcfg['solver']}.", "",
             "## Memorization coefficient (noise attractors) vs k", "", study.table(), "",
             "## Attractors from data", "", data_table(study), "",
             "## Distinct attractors from noise seeds during training", "", counts_table(study), ""]
-    plots = [f for f in figures if "_attractors_k" not in f]
-    text += [f"![{f}]({f})" for f in plots]
+    text += [f"![{f}]({stem}_{f})" for f in figures]
     text += ["", "## Decoded noise attractors per k (largest basins first)", ""]
-    text += [f"![{f}]({f})" for f in figures if f not in plots]
-    path = RESULTS / f"memorization_{tag}.md"
+    text += [f"![{f}]({f})" for f in grids]
+    path = RESULTS / f"{stem}.md"
     path.write_text("\n".join(text) + "\n")
     return path
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="*", type=Path, default=[Path("runs/mem-mnist"), Path("runs/mem-fmnist")])
+    ap.add_argument("--prefix", default="memorization", help="results file stem (memorization_<dataset>.md)")
+    ap.add_argument("--command", default="benchmarks/memorization_sweep.sh", help="the command that made the sweep")
+    args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for arg in sys.argv[1:] or ["runs/mem-mnist", "runs/mem-fmnist"]:
-        print(write(Path(arg)))
+    by_dataset: dict[str, list[Path]] = {}
+    for folder in args.folders:
+        by_dataset.setdefault(MemorizationStudy.load(folder).config["dataset"], []).append(folder)
+    for group in by_dataset.values():
+        print(write(group, args.prefix, args.command))
