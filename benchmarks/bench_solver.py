@@ -1,6 +1,7 @@
 """Plain iteration vs the accelerated solvers on the same seeds: wall, f-evaluations + JVPs, attractors, basins.
 
-    python benchmarks/bench_solver.py [--device cpu] [--threads 1] [--cases fmnist-k16,convae-k128,contraction]
+    python benchmarks/bench_solver.py [--device cpu] [--threads 1] [--repeats 3]
+        [--cases fmnist-k16,cifar10-k64,mem500-k512,convae-k128,contraction]
 
 Every solver runs through ``probe.field.find_attractors`` (the stability check and, for the
 accelerated solvers, the re-verification of every fixed point included). Plain iteration is
@@ -8,14 +9,23 @@ the reference and the definition of a basin. Per solver: wall and CPU seconds, f
 and JVPs, fixed points found (stable), *attractor agreement* (the same count, and every
 plain attractor reached by some converged seed within cosine 0.9999, and vice versa) and
 *basin agreement* (share of seeds whose end point is within cosine 0.9999 of plain's).
-Each solver runs ``--repeats`` times; the table keeps its fastest wall and CPU seconds.
+The solvers run in ``--repeats`` interleaved rounds (plain, anderson, ..., plain, anderson, ...);
+the table gives the median wall and CPU seconds over the rounds.
 Cases: fmnist-k16 (the bundled conv AE, 64 encoded Fashion-MNIST test images: median 249
-plain steps), convae-k128 (a conv AE with k = 128 trained here for 5 epochs on 10,000
+plain steps), cifar10-k64 (a conv AE with k = 64 on 32 px CIFAR-10, 64 encoded test images:
+median 224 plain steps; trained beforehand by ``probe train --dataset cifar10 --width 16
+--bottleneck 64 --epochs 15 --n-train 5000 --n-test 500 --out runs/solver-cifar10-k64``,
+skipped when that folder is absent), mem500-k512 (the memorization family at k = 512, 500
+epochs on 1,000 MNIST images, from the sweep's folder MEM500 when its training has finished,
+else skipped), convae-k128 (a conv AE with k = 128 trained here for 5 epochs on 10,000
 Fashion-MNIST images, ~1 minute of CPU), contraction (tanh(Az + b), rate 0.98, 64 dims).
 ``newton`` is probe/field/solvers/newton.py: plain steps until the step ratio settled, then
 safeguarded Newton on forward-difference JVPs (each JVP is one f call at a perturbed point,
-counted as a JVP, not as an f-evaluation). ``anderson relax 1.8`` is an experiment, not a config option: over-relaxed steps
-z + 1.8 (f(z) - z) between mixed steps. Writes benchmarks/results/solver_<device>.md.
+counted as a JVP, not as an f-evaluation). ``anderson relax 1.8`` and ``anderson jumps 4`` are
+experiments, not config options: over-relaxed steps z + 1.8 (f(z) - z) between mixed steps, and
+projective jumps f(z) + 4 (f(z) - z) through the transient where the last two differences have
+cosine > 0.999 (anderson.EXTRAPOLATE, with memory 10 and 10 calm steps before mixing).
+Writes benchmarks/results/solver_<device>.md.
 """
 from __future__ import annotations
 
@@ -31,14 +41,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_all import RESULTS, command_line, device_slug, environment  # noqa: E402
 
-SOLVERS = ("plain", "anderson", "anderson relax 1.8", "mixed", "newton")
-CASES = ("fmnist-k16", "convae-k128", "contraction")
-
-
-def fashion(n: int) -> torch.Tensor:
-    from probe.data.sets import load_images
-
-    return load_images("fashion-mnist", split="test", n=n).images.float() / 255
+SOLVERS = ("plain", "anderson", "anderson relax 1.8", "anderson jumps 4", "mixed", "newton")
+CASES = ("fmnist-k16", "cifar10-k64", "mem500-k512", "convae-k128", "contraction")
+CIFAR = Path("runs/solver-cifar10-k64")
+MEM500 = Path("/work/sweep/runs")  #: the sweep's mem500-mnist-*/k512 (read only)
+#: anderson module settings per experiment (restored after each run)
+EXPERIMENTS: dict[str, dict[str, float]] = {"anderson relax 1.8": {"RELAX": 1.8},
+                                            "anderson jumps 4": {"EXTRAPOLATE": 4.0, "MEMORY": 10, "CALM": 10}}
 
 
 def contraction(dim: int, device: str):
@@ -60,13 +69,35 @@ def contraction(dim: int, device: str):
     return m, torch.randn(64, dim, generator=torch.Generator().manual_seed(1))
 
 
+def finished(folder: Path, epochs: int = 500) -> bool:
+    """A trained model whose train.json records ``epochs`` epochs of history."""
+    import json
+
+    try:
+        return len(json.loads((folder / "train.json").read_text())["history"]) >= epochs
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def build(case: str, device: str, work: Path):
+    """(map, seeds), or (None, the reason the case is skipped)."""
     import probe
 
     if case == "contraction":
         return contraction(64, device)
     if case == "fmnist-k16":
         m = probe.load("builtin:fmnist-k16", device=device)
+    elif case == "cifar10-k64":
+        if not (CIFAR / "train.json").exists():
+            return None, f"no model in {CIFAR} (train it with the command in this script's docstring)"
+        m = probe.load(str(CIFAR), device=device)
+        return m, encoded(m, "cifar10", device)
+    elif case == "mem500-k512":
+        done = sorted(d for d in MEM500.glob("mem500-mnist-*/k512") if finished(d))
+        if not done:
+            return None, f"no finished 500-epoch k=512 model under {MEM500}/mem500-mnist-*/k512"
+        m = probe.load(str(done[0]), device=device)
+        return m, encoded(m, "mnist", device)
     else:
         from probe.train import TrainConfig, train
 
@@ -74,25 +105,35 @@ def build(case: str, device: str, work: Path):
                           keep_checkpoints=False, device=device)
         train(cfg, work / "convae-k128", log=None)
         m = probe.load(str(work / "convae-k128"), device=device)
+    return m, encoded(m, "fashion-mnist", device)
+
+
+def encoded(m, dataset: str, device: str, n: int = 64) -> torch.Tensor:
+    from probe.data.sets import load_images
+
+    x = load_images(dataset, split="test", n=n).images.float() / 255
     with torch.no_grad():
-        z0 = m.encode(fashion(64).to(device)).cpu()
-    return m, z0
+        return m.encode(x.to(device)).cpu()
 
 
 def run(m, z0, solver: str):
     from probe.field import find_attractors
     from probe.field.solvers import anderson
 
-    relax = anderson.RELAX
-    if solver == "anderson relax 1.8":
-        anderson.RELAX, solver = 1.8, "anderson"
+    settings = EXPERIMENTS.get(solver, {})
+    saved = {k: getattr(anderson, k) for k in settings}
+    if settings:
+        solver = "anderson"
+        for k, v in settings.items():
+            setattr(anderson, k, v)
     try:
         kw: dict[str, Any] = {"dtype": "bf16"} if solver == "mixed" else {}
         w, c = time.perf_counter(), time.process_time()
         r = find_attractors(m, seeds=z0, solver=solver, checkpoint_every=0, **kw)
         return r, time.perf_counter() - w, time.process_time() - c
     finally:
-        anderson.RELAX = relax
+        for k, v in saved.items():
+            setattr(anderson, k, v)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="accepted for run_all; the cases are CPU-sized already")
     p.add_argument("--cases", default=",".join(CASES))
-    p.add_argument("--repeats", type=int, default=2, help="runs per solver; the fastest wall and CPU times are kept")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of all solvers; medians are kept")
+    p.add_argument("--solvers", default=",".join(SOLVERS))
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     head = environment(args.device, args.threads)
@@ -129,12 +171,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
             m, z0 = build(case, args.device, Path(tmp))
+            if m is None:
+                print(f"{case}: skipped, {z0}", file=sys.stderr)
+                lines += [f"## {case}: skipped", "", f"{z0}.", ""]
+                continue
+            solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
             rows, ref = [], None
-            for solver in SOLVERS:  # warm-up (first calls, JVP choice) outside the timings
+            for solver in solvers:  # warm-up (first calls, JVP choice) outside the timings
                 run(m, z0[:4], solver)
-            for solver in SOLVERS:
-                runs = [run(m, z0, solver) for _ in range(args.repeats)]  # the fastest: the CPU is shared
-                r, wall, cpu = runs[0][0], min(x[1] for x in runs), min(x[2] for x in runs)
+            runs: dict[str, list] = {s: [] for s in solvers}
+            for _ in range(args.repeats):  # interleaved rounds: load changes on the shared CPU hit every solver
+                for solver in solvers:
+                    runs[solver].append(run(m, z0, solver))
+            for solver in solvers:
+                r = runs[solver][0][0]
+                wall = float(torch.tensor([x[1] for x in runs[solver]]).median())
+                cpu = float(torch.tensor([x[2] for x in runs[solver]]).median())
                 ref = ref or (r, wall, cpu)
                 same, worst, basin = agreement(ref[0], r)
                 conv = r.steps[r.converged].float()
@@ -149,7 +201,8 @@ def main(argv=None) -> int:
             lines += [f"## {case}: {m.name}", "",
                       f"{len(z0)} seeds, latent {'x'.join(map(str, z0.shape[1:]))}, tol {plain.config['tol']:g}, "
                       f"max_steps {plain.config['max_steps']}, batch {len(z0)}; plain: "
-                      f"{plain.status_counts()['converged']} of {len(z0)} converged.", "",
+                      f"{plain.status_counts()['converged']} of {len(z0)} converged; wall and CPU seconds: medians "
+                      f"of {args.repeats} interleaved rounds.", "",
                       "| solver | wall s | CPU s | speed-up wall / CPU | f-evals + JVPs | fewer evals | median steps | "
                       "fixed points (stable) | same attractors (worst cosine) | basin agreement | seeds redone by plain |",
                       "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|", *rows, ""]

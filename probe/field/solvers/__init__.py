@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ...errors import ConfigError
 
-__all__ = ["Step", "SOLVERS", "register", "make_solver"]
+__all__ = ["Step", "SOLVERS", "register", "make_solver", "points"]
 
 SOLVERS: dict[str, type] = {}
 
@@ -28,6 +29,12 @@ class Step:
     converged: Tensor | None = None      #: [B] stop as converged (None: the plain rule res < tol)
     cycle: tuple[Tensor, Tensor] | None = None  #: (mask, period) of rows confirmed in a cycle
     rejected: Tensor | None = None       #: [B] steps the safeguard refused (counted per seed)
+
+
+def points(rows: dict[str, Tensor]) -> tuple[Tensor, torch.Size, Tensor]:
+    """The active rows' points ``z`` [B, *shape], their shape, and the points flattened to [B, k]."""
+    z = rows["z"]
+    return z, z.shape, z.flatten(1)
 
 
 def register(name: str):

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from ..cycles import CycleWatch
-from . import Step, register
+from . import Step, points, register
 
 __all__ = ["Newton", "KRYLOV", "DENSE", "CALM", "SETTLE", "FORCING", "ACCEPT", "REACH", "MAX_BACKOFF"]
 
@@ -144,9 +144,7 @@ class Newton:
     # -- one engine step: one batched f call ---------------------------------------------
     def step(self, rows) -> Step:
         e, a = self.engine, rows
-        z = a["z"]
-        shape = z.shape
-        x = z.flatten(1)
+        z, shape, x = points(rows)
         mode = a["mode"]
         kry = mode == KRYLOV_MODE
         any_kry = bool(kry.any())
