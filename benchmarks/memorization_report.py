@@ -13,6 +13,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+import probe
+from probe.field import AttractorSet
 from probe.probes.memorization_study import MemorizationStudy, plot_study
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,7 +45,9 @@ def data_table(study: MemorizationStudy) -> str:
 def merged(folders: list[Path]) -> MemorizationStudy:
     """One study from several folders of the same dataset and settings (bottlenecks joined, rows by k)."""
     studies = [MemorizationStudy.load(f) for f in folders]
-    rows = sorted((r for s in studies for r in s.rows), key=lambda r: r["k"])
+    # a row's folder was saved relative to where the sweep ran: point it into its study folder
+    rows = sorted(({**r, "folder": str(f.resolve() / Path(r["folder"]).name)} for f, s in zip(folders, studies, strict=True)
+                   for r in s.rows), key=lambda r: r["k"])
     config = dict(studies[0].config)
     config["bottlenecks"] = [r["k"] for r in rows]
     for s in studies[1:]:
@@ -69,11 +73,12 @@ def write(folders: list[Path], prefix: str, command: str) -> Path:
         shutil.move(work / fig, RESULTS / f"{stem}_{fig}")
     work.rmdir()
     grids = []
-    for r in study.rows:
-        src = Path(r["folder"]).parent / f"attractors_k{int(r['k']):03d}.png"
-        if src.is_file():
-            grids.append(f"{stem}_{src.name}")
-            shutil.copyfile(src, RESULTS / grids[-1])
+    for r in study.rows:  # drawn again from the saved noise attractors, with this checkout's plotting code
+        folder = Path(r["folder"])
+        noise = folder / f"search_e{len(r['history']):04d}" / "attractors_noise"
+        if (noise / "meta.json").is_file():
+            grids.append(f"{stem}_attractors_k{int(r['k']):03d}.png")
+            AttractorSet.load(noise).plot(probe.load(folder), RESULTS / grids[-1], max_points=32)
     epochs = sorted({c["epoch"] for r in study.rows for c in r["counts"]})
     text = [f"# Memorization sweep: {name}", "",
             f"Made by `{command}` (study folders {', '.join(f'`{f}`' for f in folders)}), then "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import torch
@@ -27,7 +28,8 @@ def plot_set(result, map, path: Path | None = None, max_points: int = 64):
         head = f"no attractors ({result.verdict}): end points of {len(pick)} of {n_seeds} seeds after their last step"
     cols = min(8, max(1, len(images)))
     rows = max(1, math.ceil(len(images) / cols))
-    fig = Figure(figsize=(1.6 * cols, 1.8 * rows + 0.5))
+    head = textwrap.fill(head, width=max(28, 22 * cols))  # a grid of one or two images still shows the whole title
+    fig = Figure(figsize=(1.6 * cols, 1.8 * rows + 0.3 + 0.15 * head.count("\n") + 0.2))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
