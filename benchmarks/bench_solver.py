@@ -85,7 +85,10 @@ READING = [
     "- Super time stepping (relaxation weights ordered as Chebyshev nodes, 3-8 substeps, damping 0.1): "
     "5218-5762 evaluations (3.3-3.7x) on cifar10-k64 but 7 of 8 attractors (damping 0.05: 6 or fewer, "
     "seeds to max_steps); on fmnist-k16 it stalls (13-17 attractors, 62 or fewer of 64 converged): J_f's "
-    "complex pairs (0.97 +- 0.17i near the attractors) lie far outside its real stability interval.",
+    "complex pairs (0.97 +- 0.17i near the attractors) lie far outside its real stability interval. With "
+    "more damping (0.3-0.4, 2-4 substeps) it keeps the 8 attractors at 8100-9300 evaluations, no better "
+    "than over-relaxation. On cifar10-k64 every setting measured below ~7200 evaluations lost one of the "
+    "8 attractors (1/3 of plain needs <= 6430 there, before any per-step overhead).",
     "",
     "Why not 1/3: plain's transient on these models is a long winding orbit, not a slow linear approach: "
     "the slowest fmnist-k16 seeds move with residual 0.1-60 (steps of 0.3-8 at |z| ~ 100-140) for 160-220"
