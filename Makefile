@@ -34,7 +34,7 @@ browser:
 
 # ruff (pyflakes, isort, pyupgrade, bugbear) and pyright (basic): zero findings.
 lint: setup
-	$(VENV)/bin/ruff check probe tests
+	$(VENV)/bin/ruff check probe tests benchmarks
 	$(VENV)/bin/pyright probe tests
 
 demo: setup data

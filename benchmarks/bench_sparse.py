@@ -66,7 +66,7 @@ def compare(codes: np.ndarray, ref: np.ndarray, d: np.ndarray, y: np.ndarray) ->
     """(fraction of identical supports, max relative residual difference, max relative
     difference of residual norms): a different support gives a different residual vector,
     the last says whether it fits worse."""
-    same = float(np.mean([a == b for a, b in zip(supports(codes), supports(ref))]))
+    same = float(np.mean([a == b for a, b in zip(supports(codes), supports(ref), strict=True)]))
     r, r_ref = y - codes @ d.T, y - ref @ d.T
     norm_ref = np.maximum(np.linalg.norm(r_ref, axis=1), 1e-300)
     rel = np.linalg.norm(r - r_ref, axis=1) / norm_ref
@@ -110,7 +110,7 @@ def bench_omp(name, d, y, s, args, rows):
     for dtype in (torch.float32, torch.float64):
         dd, yy = torch.tensor(d, dtype=dtype, device=dev), torch.tensor(y, dtype=dtype, device=dev)
         omp(dd, yy[:2], s)  # warm-up: first-call allocations, CUDA context
-        codes, w, c = timed(lambda: omp(dd, yy, s), dev)
+        codes, w, c = timed(lambda dd=dd, yy=yy: omp(dd, yy, s), dev)
         same, rel, fit = compare(codes.double().cpu().numpy(), ref, d, y)
         rows.append({**base, "impl": f"probe.sparse.omp {str(dtype)[6:]} ({dev})", "wall_s": w, "cpu_s": c,
                      "same_support": same, "max_rel_resid_diff": rel, "max_rel_fit_diff": fit, "note": ""})
@@ -122,7 +122,7 @@ def bench_omp(name, d, y, s, args, rows):
     for dtype in (torch.float32, torch.float64):
         dd, yy = torch.tensor(d, dtype=dtype, device=dev), torch.tensor(y, dtype=dtype, device=dev)
         try:
-            codes, w, c = timed(lambda: run_omp(dd, yy, s, normalize=False, fit_intercept=False, alg="v0"), dev)
+            codes, w, c = timed(lambda dd=dd, yy=yy: run_omp(dd, yy, s, normalize=False, fit_intercept=False, alg="v0"), dev)
         except (RuntimeError, MemoryError) as e:  # its [signals, s, atoms] buffer can exceed memory
             rows.append({**base, "impl": f"{OMPGPU} v0 {str(dtype)[6:]} ({dev})", "note": f"failed: {e}"[:120]})
             continue
@@ -144,7 +144,7 @@ def bench_lasso(name, d, y, s, args, rows):
     for dtype in (torch.float64, torch.float32):
         dd, yy = torch.tensor(d, dtype=dtype, device=dev), torch.tensor(y, dtype=dtype, device=dev)
         lasso(dd, yy[:2], n_nonzero=s)
-        (codes, alpha), w, c = timed(lambda: lasso(dd, yy, n_nonzero=s, return_alpha=True), dev)
+        (codes, alpha), w, c = timed(lambda dd=dd, yy=yy: lasso(dd, yy, n_nonzero=s, return_alpha=True), dev)
         results[dtype] = (codes.double().cpu().numpy(), alpha.double().cpu().numpy(), w, c)
     _, alpha64, _, _ = results[torch.float64]
 
@@ -178,7 +178,7 @@ def referee(name, d, y, ours, lars, alpha, most=5):
     """Where our fp64 lasso and lars_path_gram disagree on a support, ask coordinate descent."""
     from sklearn.linear_model import Lasso
 
-    differ = [i for i, (a, b) in enumerate(zip(supports(ours), supports(lars))) if a != b]
+    differ = [i for i, (a, b) in enumerate(zip(supports(ours), supports(lars), strict=True)) if a != b]
     if not differ:
         return []
     gaps = []

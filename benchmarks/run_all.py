@@ -65,7 +65,7 @@ def environment(device: str, threads: int | None) -> list[str]:
         torch.set_num_threads(threads)
     load = ""
     if hasattr(os, "getloadavg"):
-        load = ", load average %.1f / %.1f / %.1f" % os.getloadavg()
+        load = ", load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     return [f"- device: **{device_name(device)}** (`{device}`)",
             f"- torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s){load}",
             f"- python {platform.python_version()}, {platform.platform()}",

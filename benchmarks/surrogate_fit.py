@@ -58,7 +58,7 @@ def effnet_checkpoint(folder: Path, size: int) -> Path:
     model = open_clip.create_model("ViT-B-32", pretrained=None, **effnet_cfg(size))
     trunk = model.visual.trunk.state_dict()
     # Same layer order in both layouts (lukemelas-style keys -> timm keys); shapes are checked.
-    pairs = list(zip(trunk.items(), src.items()))
+    pairs = list(zip(trunk.items(), src.items(), strict=False))
     assert len(trunk) == len(src) and all(a.shape == b.shape for (_, a), (_, b) in pairs), "layouts differ"
     model.visual.trunk.load_state_dict({k: v for (k, _), (_, v) in pairs})
     path = folder / "effnet_lite0_open_clip.bin"
