@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from .convert import convert, type_options
 from .errors import ConfigError, ProbeError, first_line
 
-__all__ = ["field", "build", "apply", "read_yaml", "yaml_values", "flag_specs", "FlagSpec", "convert",
+__all__ = ["field", "require_positive", "build", "apply", "read_yaml", "yaml_values", "flag_specs", "FlagSpec", "convert",
            "first_line", "asdict", "help_of", "merge"]
 
 T = TypeVar("T")
@@ -38,6 +38,13 @@ def field(default: Any, help: str, *, choices: tuple | None = None, flag: str | 
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
+
+
+def require_positive(cfg: Any, names: tuple[str, ...]) -> None:
+    """Refuse ``cfg`` (a ConfigError naming the field) when one of the fields ``names`` (sizes, counts) is below 1."""
+    for name in names:
+        if int(getattr(cfg, name)) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
 
 
 def asdict(cfg: Any) -> dict:

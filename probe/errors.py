@@ -24,5 +24,6 @@ def check(condition: bool, message: str) -> None:
         raise ProbeError(message)
 
 
-class ConfigError(ProbeError):
-    """A setting that cannot be used: names the field, the value and what it must be."""
+class ConfigError(ProbeError, ValueError):
+    """A setting that cannot be used: names the field, the value and what it must be (also a ValueError,
+    the type Python code expects for a bad argument value)."""

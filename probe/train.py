@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import asdict, field
+from .config import asdict, field, require_positive
 from .errors import ConfigError, ProbeError
 from .io import atomic_write, load_json, save_json
-from .maps.convae import ConvAE, ConvAEConfig, load_saved, paper_adam, require_positive
+from .maps.convae import ConvAE, ConvAEConfig, load_saved, paper_adam
 
 __all__ = ["TrainConfig", "TrainRun", "train", "augment", "mse", "AUGMENTS"]
 
@@ -60,7 +60,7 @@ class TrainConfig:
     keep_epochs: list[int] = field([], "with keep_checkpoints: keep only these epochs' weights (empty = every epoch)")
 
     def __post_init__(self):
-        require_positive(self, ("width", "bottleneck", "epochs", "batch_size", "lr_step"), ConfigError)
+        require_positive(self, ("width", "bottleneck", "epochs", "batch_size", "lr_step"))
         if self.augment not in AUGMENTS:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr <= 0 or self.weight_decay < 0:

@@ -17,8 +17,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..config import field
-from ..errors import ProbeError
+from ..config import field, require_positive
+from ..errors import ConfigError, ProbeError
 from ..io import load_json, load_tensors, save_json, save_tensors
 from .base import LatentMap
 
@@ -38,13 +38,6 @@ def paper_adam(name: str, note: str = "") -> Any:
     return field(default, help + note)
 
 
-def require_positive(cfg: Any, names: tuple[str, ...], error: type[Exception] = ValueError) -> None:
-    """Refuse ``cfg`` when one of the fields ``names`` (sizes, counts) is below 1."""
-    for name in names:
-        if int(getattr(cfg, name)) < 1:
-            raise error(f"{name} must be >= 1, got {getattr(cfg, name)}")
-
-
 @dataclass(frozen=True)
 class ConvAEConfig:
     """Shape of one member of the family; the paper sweeps ``bottleneck`` from 2 to 512."""
@@ -57,7 +50,7 @@ class ConvAEConfig:
     def __post_init__(self):
         require_positive(self, ("image_size", "width", "bottleneck"))
         if self.image_channels not in CHANNELS:
-            raise ValueError(f"image_channels must be 1 or 3, got {self.image_channels}")
+            raise ConfigError(f"image_channels must be 1 or 3, got {self.image_channels}")
 
 
 def _sizes(size: int) -> list[int]:

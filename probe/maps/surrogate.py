@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import field
-from ..errors import ProbeError
-from .convae import paper_adam, require_positive
+from ..config import field, require_positive
+from ..errors import ConfigError, ProbeError
+from .convae import paper_adam
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class DecoderConfig:
         require_positive(self, ("latent_dim", "width", "channels"))
         r = int(self.resolution)
         if r < 8 or r % 4 or (r // 4) & (r // 4 - 1):
-            raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, 128, 256), got {r}")
+            raise ConfigError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, 128, 256), got {r}")
 
     @property
     def widths(self) -> list[int]:
@@ -116,11 +116,11 @@ class FitConfig:
     def __post_init__(self):
         require_positive(self, ("resolution", "width", "epochs", "batch_size"))
         if self.n_images is not None and self.n_images < 2:
-            raise ValueError(f"n_images must be >= 2, got {self.n_images}")
+            raise ConfigError(f"n_images must be >= 2, got {self.n_images}")
         if self.lr <= 0 or self.weight_decay < 0 or self.consistency < 0:
-            raise ValueError("lr must be > 0, weight_decay and consistency >= 0")
+            raise ConfigError("lr must be > 0, weight_decay and consistency >= 0")
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         DecoderConfig(resolution=self.resolution, width=self.width)  # validates the resolution
 
 

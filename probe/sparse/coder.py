@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from ..config import field
-from ..errors import ProbeError
+from ..errors import ConfigError, ProbeError
 from .lasso import lasso
 from .omp import omp
 
@@ -27,15 +27,15 @@ class SparseConfig:
 
     def __post_init__(self):
         if self.coder not in CODERS:
-            raise ValueError(f"coder must be one of {', '.join(CODERS)}, got {self.coder!r}")
+            raise ConfigError(f"coder must be one of {', '.join(CODERS)}, got {self.coder!r}")
         if not 0.0 < float(self.sparsity) <= 1.0:
-            raise ValueError(f"sparsity must be in (0, 1], got {self.sparsity}")
+            raise ConfigError(f"sparsity must be in (0, 1], got {self.sparsity}")
         if self.n_nonzero is not None and self.n_nonzero < 1:
-            raise ValueError(f"n_nonzero must be >= 1, got {self.n_nonzero}")
+            raise ConfigError(f"n_nonzero must be >= 1, got {self.n_nonzero}")
         if self.alpha is not None and (self.coder != "lasso" or self.alpha < 0):
-            raise ValueError("alpha is a lasso penalty >= 0 (set coder: lasso)")
+            raise ConfigError("alpha is a lasso penalty >= 0 (set coder: lasso)")
         if self.alpha is not None and self.n_nonzero is not None:
-            raise ValueError("give alpha (a fixed penalty) or n_nonzero, not both")
+            raise ConfigError("give alpha (a fixed penalty) or n_nonzero, not both")
 
     def kwargs(self) -> dict:
         """Arguments for :func:`code`; n_nonzero or alpha, when set, take the place of sparsity."""
