@@ -206,17 +206,21 @@ def _counts(run, cfg: MemorizationConfig, mcfg: MeasureConfig, path: Path, log) 
 def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     """Coefficient vs k with the null level, attractor count vs epoch, MSE vs k."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     rows = sorted(study.rows, key=lambda r: r["k"])
     ks = [r["k"] for r in rows]
     paths = []
+    c = study.config
+    n_train = c.get("data", {}).get("train", {}).get("n", c.get("n_train"))
+    setting = f"{c.get('dataset')}, {n_train} train images, {c.get('epochs')} epochs, d = {c.get('width')}"
 
     def save(fig, name):
         path = folder / name
         fig.tight_layout()
         paths.append(save_figure(fig, path))
 
-    fig = Figure(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 4.0))
     ax = fig.subplots()
     for source, style in zip(SOURCES, ("o-", "s--", "^:"), strict=True):
         mean = [r["measure"][source]["coefficient"]["mean"] for r in rows]
@@ -226,12 +230,12 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     ax.plot(ks, null, "k-", alpha=0.5, label="null: test images")
     ax.axhline(0.8, color="r", lw=0.8, ls="--", label="paper: memorizes above 0.8")
     ax.set(xscale="log", xlabel="bottleneck k", ylabel="max cosine to training set",
-           title=f"memorization coefficient ({study.config.get('dataset')})")
+           title=f"memorization coefficient\n({setting})")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend(fontsize=7)
     save(fig, "coefficient_vs_k.png")
 
-    fig = Figure(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 4.0))
     ax = fig.subplots()
     for r in rows:
         if r["counts"]:
@@ -240,17 +244,23 @@ def plot_study(study: MemorizationStudy, folder: Path) -> list[Path]:
     epochs = [c["epoch"] for r in rows for c in r["counts"]]
     if epochs and max(epochs) >= 20 * min(epochs):  # log-spaced counts (1, 2, 5, ... 500)
         ax.set_xscale("log")
-    ax.set(xlabel="epoch", ylabel="distinct attractors", yscale="symlog",
+    counts = [c["attractors"] for r in rows for c in r["counts"]]
+    if counts and max(counts) > 40:
+        ax.set_yscale("symlog")
+    else:  # every count readable on a linear axis
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="distinct attractors",
            title=f"attractors from {study.config.get('count_seeds')} noise seeds (merge {merge.get('rule')} > "
-                 f"{merge.get('threshold')})")
+                 f"{merge.get('threshold')})\n({setting})")
     ax.legend(fontsize=7, ncol=2)
     save(fig, "attractors_vs_epoch.png")
 
-    fig = Figure(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 4.0))
     ax = fig.subplots()
     ax.plot(ks, [r["train_mse"] for r in rows], "o-", label="train")
     ax.plot(ks, [r["test_mse"] for r in rows], "s--", label="test")
-    ax.set(xscale="log", yscale="log", xlabel="bottleneck k", ylabel="reconstruction MSE", title="MSE vs k")
+    ax.set(xscale="log", yscale="log", xlabel="bottleneck k", ylabel="reconstruction MSE",
+           title=f"reconstruction MSE vs k\n({setting})")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend(fontsize=7)
     save(fig, "mse_vs_k.png")
