@@ -16,7 +16,7 @@ plain steps), cifar10-k64 (a conv AE with k = 64 on 32 px CIFAR-10, 64 encoded t
 median 224 plain steps; trained beforehand by ``probe train --dataset cifar10 --width 16
 --bottleneck 64 --epochs 15 --n-train 5000 --n-test 500 --out runs/solver-cifar10-k64``,
 skipped when that folder is absent), mem500-k512 (the memorization family at k = 512, 500
-epochs on 1,000 MNIST images, from the sweep's folder MEM500 when its training has finished,
+epochs on 1,000 MNIST images, from runs/mem500-mnist-*/k512 of benchmarks/memorization_500.sh when finished,
 else skipped), convae-k128 (a conv AE with k = 128 trained here for 5 epochs on 10,000
 Fashion-MNIST images, ~1 minute of CPU), contraction (tanh(Az + b), rate 0.98, 64 dims).
 ``newton`` is probe/field/solvers/newton.py: plain steps until the step ratio settled, then
@@ -44,7 +44,7 @@ from run_all import RESULTS, command_line, device_slug, environment  # noqa: E40
 SOLVERS = ("plain", "anderson", "anderson relax 1.8", "anderson jumps 4", "mixed", "newton")
 CASES = ("fmnist-k16", "cifar10-k64", "mem500-k512", "convae-k128", "contraction")
 CIFAR = Path("runs/solver-cifar10-k64")
-MEM500 = Path("/work/sweep/runs")  #: the sweep's mem500-mnist-*/k512 (read only)
+MEM500 = Path("runs")  #: where benchmarks/memorization_500.sh writes mem500-mnist-*/k512 (read only)
 #: anderson module settings per experiment (restored after each run)
 EXPERIMENTS: dict[str, dict[str, float]] = {"anderson relax 1.8": {"RELAX": 1.8},
                                             "anderson jumps 4": {"EXTRAPOLATE": 4.0, "MEMORY": 10, "CALM": 10}}
