@@ -42,6 +42,32 @@ def data_table(study: MemorizationStudy) -> str:
     return "\n".join(lines)
 
 
+def seed_scale_table(study: MemorizationStudy, folder: Path) -> str:
+    """Noise attractors from N(0, I) against noise matched to the encoded training latents (``folder``/kNNN),
+    with the median norm of 256 encoded training images beside the N(0, I) norm sqrt(k)."""
+    import torch
+
+    from probe.data import load_images
+    from probe.probes.memorization import Memorization
+
+    images = load_images(study.config["dataset"], split="train", n=256, seed=0)
+    x = torch.as_tensor(images.images).float() / 255
+    head = ["k", "data latent norm (median)", "N(0, I) norm", "attractors N(0, I)", "coef N(0, I)",
+            "attractors matched noise", "coef matched noise", "converged matched", "attractors from train"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in study.rows:
+        path = folder / f"k{int(r['k']):03d}"
+        if not (path / "meta.json").is_file():
+            continue
+        m, other = r["measure"], Memorization.load(path)
+        norm = float(probe.load(r["folder"]).encode_batched(x).flatten(1).norm(dim=1).median())
+        c0, c1 = m["noise"]["coefficient"], other["noise"]["coefficient"]
+        lines.append(f"| {r['k']} | {norm:.1f} | {r['k'] ** 0.5:.1f} | {m['noise']['attractors']} | {c0['mean']:.3f} | "
+                     f"{other['noise']['attractors']} | {c1['mean']:.3f} ± {c1['std']:.3f} | "
+                     f"{other['noise']['converged']}/{other['noise']['seeds']} | {m['train']['attractors']} |")
+    return "\n".join(lines)
+
+
 def merged(folders: list[Path]) -> MemorizationStudy:
     """One study from several folders of the same dataset and settings (bottlenecks joined, rows by k)."""
     studies = [MemorizationStudy.load(f) for f in folders]
@@ -59,7 +85,7 @@ def merged(folders: list[Path]) -> MemorizationStudy:
     return MemorizationStudy(config, rows)
 
 
-def write(folders: list[Path], prefix: str, command: str) -> Path:
+def write(folders: list[Path], prefix: str, command: str, matched: Path | None = None) -> Path:
     study = merged(folders)
     cfg, fcfg = study.config, study.config["field"]
     name = cfg["dataset"]
@@ -94,6 +120,14 @@ def write(folders: list[Path], prefix: str, command: str) -> Path:
             "## Memorization coefficient (noise attractors) vs k", "", study.table(), "",
             "## Attractors from data", "", data_table(study), "",
             "## Distinct attractors from noise seeds during training", "", counts_table(study), ""]
+    if matched is not None and matched.is_dir():
+        text += ["## Noise seeds at the latents' scale", "",
+                 "N(0, I) seeds lie at norm about sqrt(k); where that is far inside the encoded training latents, "
+                 "they probe only the neighbourhood of z = 0 (which many of these models decode as a dark image "
+                 "or a blob). The same models measured again with `--seed-dist data` (noise "
+                 "matched to the mean and per-dimension spread of the encoded training latents; "
+                 f"`benchmarks/memorization_500.sh datanoise`, folder `{matched}`):", "",
+                 seed_scale_table(study, matched), ""]
     text += [f"![{f}]({stem}_{f})" for f in figures]
     text += ["", "## Decoded noise attractors per k (largest basins first)", ""]
     text += [f"![{f}]({f})" for f in grids]
@@ -106,6 +140,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="*", type=Path, default=[Path("runs/mem-mnist"), Path("runs/mem-fmnist")])
     ap.add_argument("--prefix", default="memorization", help="results file stem (memorization_<dataset>.md)")
+    ap.add_argument("--matched", type=Path, default=None,
+                    help="folder of kNNN measurements with --seed-dist data (a table beside the N(0, I) one)")
     ap.add_argument("--command", default="benchmarks/memorization_sweep.sh", help="the command that made the sweep")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -113,4 +149,4 @@ if __name__ == "__main__":
     for folder in args.folders:
         by_dataset.setdefault(MemorizationStudy.load(folder).config["dataset"], []).append(folder)
     for group in by_dataset.values():
-        print(write(group, args.prefix, args.command))
+        print(write(group, args.prefix, args.command, args.matched))
