@@ -68,6 +68,32 @@ def seed_scale_table(study: MemorizationStudy, folder: Path) -> str:
     return "\n".join(lines)
 
 
+def norms_table(study: MemorizationStudy) -> str:
+    """Median latent norm of 256 encoded training images at each counted epoch (kept checkpoints), with the
+    count of noise attractors then: how far N(0, I) seeds (norm about sqrt(k)) sit inside the data's latents."""
+    import torch
+
+    from probe.data import load_images
+    from probe.train import TrainRun
+
+    x = torch.as_tensor(load_images(study.config["dataset"], split="train", n=256, seed=0).images).float() / 255
+    epochs = sorted({c["epoch"] for r in study.rows for c in r["counts"]})
+    lines = ["| k | sqrt(k) | " + " | ".join(f"ep {e}" for e in epochs) + " |", "|" + "---|" * (len(epochs) + 2)]
+    for r in study.rows:
+        run, cells = TrainRun.load(r["folder"]), []
+        counts = {c["epoch"]: c["attractors"] for c in r["counts"]}
+        for e in epochs:
+            try:
+                model = run.checkpoint(e).eval()
+            except probe.ProbeError:
+                cells.append("")
+                continue
+            with torch.no_grad():
+                cells.append(f"{float(model.encode(x).flatten(1).norm(dim=1).median()):.0f} ({counts.get(e, '-')})")
+        lines.append(f"| {r['k']} | {r['k'] ** 0.5:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def merged(folders: list[Path]) -> MemorizationStudy:
     """One study from several folders of the same dataset and settings (bottlenecks joined, rows by k)."""
     studies = [MemorizationStudy.load(f) for f in folders]
@@ -119,7 +145,9 @@ def write(folders: list[Path], prefix: str, command: str, matched: Path | None =
             f"{fcfg['max_period']}; merge {fcfg['merge']} > {fcfg['merge_threshold']}; solver {fcfg['solver']}.", "",
             "## Memorization coefficient (noise attractors) vs k", "", study.table(), "",
             "## Attractors from data", "", data_table(study), "",
-            "## Distinct attractors from noise seeds during training", "", counts_table(study), ""]
+            "## Distinct attractors from noise seeds during training", "", counts_table(study), "",
+            "Median latent norm of 256 encoded training images at each counted epoch (the count of noise "
+            "attractors then in brackets); N(0, I) seeds have norm about sqrt(k):", "", norms_table(study), ""]
     if matched is not None and matched.is_dir():
         text += ["## Noise seeds at the latents' scale", "",
                  "N(0, I) seeds lie at norm about sqrt(k); where that is far inside the encoded training latents, "
