@@ -99,7 +99,10 @@ def choose_jvp(map: LatentMap, z: Tensor, v: Tensor, method: str = "auto") -> Ca
         return jvp_fd
     fd, t_fd = _timed(jvp_fd, map, z, v)
     fd_half = jvp_fd(map, z, v, 0.5)
-    scale = float(fd.float().norm()) + 1e-30
+    # relative to the larger of the two products: where J_f v is (numerically) zero, differences give exactly 0
+    # and AD a tiny number, which is agreement, not an error of 1e20
+    floor = 1e-6 * float(v.float().norm())
+    scale = max(float(fd.float().norm()), float(ad.float().norm()), floor) + 1e-30
     fd_noise = float((fd - fd_half).float().norm()) / scale  # differences are reliable when stable under h -> h/2
     err = float((ad - fd).float().norm()) / scale
     if err > 0.3 and fd_noise < 0.05:

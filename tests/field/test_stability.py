@@ -79,3 +79,14 @@ def test_the_three_jvps_agree_on_a_smooth_map():
     ad = jvp_autograd(m, z, v)
     assert torch.allclose(jvp_reverse(m, z, v), ad, rtol=1e-5, atol=1e-6)
     assert torch.allclose(jvp_fd(m, z, v), ad, rtol=1e-2, atol=1e-3)
+
+
+def test_a_flat_map_is_not_a_disagreement_between_ad_and_differences():
+    # J_f v is 1e-20 v: differences round to exactly 0 and AD gives 1e-20; both say "zero", no warning
+    c = torch.ones(6)
+    flat = probe.wrap(lambda z: c + 1e-20 * z, lambda z: z, (6,), check_inputs=False, name="flat")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        rho = spectral_radius(flat, torch.zeros(1, 6))
+    assert not [x for x in w if "disagrees" in str(x.message)]
+    assert float(rho) < 1e-6
