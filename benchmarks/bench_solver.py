@@ -1,7 +1,7 @@
 """Plain iteration vs the accelerated solvers on the same seeds: wall, f-evaluations + JVPs, attractors, basins.
 
     python benchmarks/bench_solver.py [--device cpu] [--threads 1] [--repeats 3]
-        [--cases fmnist-k16,cifar10-k64,mem500-k512,convae-k128,contraction]
+        [--cases fmnist-k16,cifar10-k64,mem500-k512,mem500-cifar10-k512,convae-k128,contraction]
 
 Every solver runs through ``probe.field.find_attractors`` (the stability check and, for the
 accelerated solvers, the re-verification of every fixed point included). Plain iteration is
@@ -17,7 +17,7 @@ median 224 plain steps; trained beforehand by ``probe train --dataset cifar10 --
 --bottleneck 64 --epochs 15 --n-train 5000 --n-test 500 --out runs/solver-cifar10-k64``,
 skipped when that folder is absent), mem500-k512 (the memorization family at k = 512, 500
 epochs on 1,000 MNIST images, from runs/mem500-mnist-*/k512 of benchmarks/memorization_500.sh when finished,
-else skipped), convae-k128 (a conv AE with k = 128 trained here for 5 epochs on 10,000
+else skipped; mem500-cifar10-k512 the same on CIFAR-10, runs/mem500-cifar10-*/k512), convae-k128 (a conv AE with k = 128 trained here for 5 epochs on 10,000
 Fashion-MNIST images, ~1 minute of CPU), contraction (tanh(Az + b), rate 0.98, 64 dims).
 ``newton`` is probe/field/solvers/newton.py: plain steps until the step ratio settled, then
 safeguarded Newton on forward-difference JVPs (each JVP is one f call at a perturbed point,
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_all import RESULTS, command_line, device_slug, environment  # noqa: E402
 
 SOLVERS = ("plain", "anderson", "anderson relax 1.8", "anderson jumps 4", "mixed", "newton")
-CASES = ("fmnist-k16", "cifar10-k64", "mem500-k512", "convae-k128", "contraction")
+CASES = ("fmnist-k16", "cifar10-k64", "mem500-k512", "mem500-cifar10-k512", "convae-k128", "contraction")
 CIFAR = Path("runs/solver-cifar10-k64")
 MEM500 = Path("runs")  #: where benchmarks/memorization_500.sh writes mem500-mnist-*/k512 (read only)
 #: anderson module settings per experiment (restored after each run)
@@ -155,12 +155,13 @@ def build(case: str, device: str, work: Path):
             return None, f"no model in {CIFAR} (train it with the command in this script's docstring)"
         m = probe.load(str(CIFAR), device=device)
         return m, encoded(m, "cifar10", device)
-    elif case == "mem500-k512":
-        done = sorted(d for d in MEM500.glob("mem500-mnist-*/k512") if finished(d))
+    elif case in ("mem500-k512", "mem500-cifar10-k512"):
+        dataset = "cifar10" if "cifar10" in case else "mnist"
+        done = sorted(d for d in MEM500.glob(f"mem500-{dataset}*/k512") if finished(d))
         if not done:
-            return None, f"no finished 500-epoch k=512 model under {MEM500}/mem500-mnist-*/k512"
+            return None, f"no finished 500-epoch k=512 model under {MEM500}/mem500-{dataset}*/k512"
         m = probe.load(str(done[0]), device=device)
-        return m, encoded(m, "mnist", device)
+        return m, encoded(m, dataset, device)
     else:
         from probe.train import TrainConfig, train
 
