@@ -26,16 +26,19 @@ other_a() {
   $PROBE memorization --dataset cifar10 --bottlenecks 2 "${COMMON[@]}" --out runs/mem500-cifar10-a
 }
 other_b() { $PROBE memorization --dataset cifar10 --bottlenecks 16,128,512 "${COMMON[@]}" --out runs/mem500-cifar10-b; }
-# The MNIST models measured again with noise seeds matched to the mean and spread of the encoded training
-# latents (seed_dist data): N(0, I) seeds lie at norm sqrt(k), far inside these models' latents (norm ~100-170).
-datanoise() {
-  for folder in runs/mem500-mnist-a/k* runs/mem500-mnist-b/k*; do
-    $PROBE memorization --model "$folder" --dataset mnist --n-train 1000 --n-test 1000 --seeds 256 --n-data-seeds 256 \
-      --n-null 1000 --seed-dist data --threads 1 --out "runs/mem500-mnist-datanoise/$(basename "$folder")" --quiet
+# Every model measured again with noise seeds matched to the mean and spread of the encoded training latents
+# (seed_dist data): N(0, I) seeds lie at norm sqrt(k), far inside these models' latents (norm ~100-170 on MNIST).
+datanoise() {  # $1: mnist, fmnist or cifar10
+  local tag=$1 dataset=$1
+  [[ $tag == fmnist ]] && dataset=fashion-mnist
+  for folder in runs/mem500-$tag*/k[0-9]*; do
+    [[ $folder == *datanoise* ]] && continue
+    $PROBE memorization --model "$folder" --dataset $dataset --n-train 1000 --n-test 1000 --seeds 256 \
+      --n-data-seeds 256 --n-null 1000 --seed-dist data --threads 1 --out "runs/mem500-$tag-datanoise/$(basename "$folder")" --quiet
   done
 }
 case $what in
-  datanoise) datanoise ;;
+  datanoise) datanoise mnist > runs/mem500-dn-a.log 2>&1 & { datanoise fmnist; datanoise cifar10; } > runs/mem500-dn-b.log 2>&1 & wait ;;
   mnist) mnist_a > runs/mem500-a.log 2>&1 & mnist_b > runs/mem500-b.log 2>&1 & wait ;;
   others) other_a > runs/mem500-c.log 2>&1 & other_b > runs/mem500-d.log 2>&1 & wait ;;
   others-a) other_a > runs/mem500-c.log 2>&1 ;;   # one process each: start as a core frees
