@@ -168,13 +168,15 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="*", type=Path, default=[Path("runs/mem-mnist"), Path("runs/mem-fmnist")])
     ap.add_argument("--prefix", default="memorization", help="results file stem (memorization_<dataset>.md)")
-    ap.add_argument("--matched", type=Path, default=None,
-                    help="folder of kNNN measurements with --seed-dist data (a table beside the N(0, I) one)")
+    ap.add_argument("--matched", action="append", default=[], metavar="DATASET=DIR",
+                    help="DIR holds kNNN measurements of DATASET's models with --seed-dist data (a table beside "
+                         "the N(0, I) one); repeat per dataset")
     ap.add_argument("--command", default="benchmarks/memorization_sweep.sh", help="the command that made the sweep")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     by_dataset: dict[str, list[Path]] = {}
     for folder in args.folders:
         by_dataset.setdefault(MemorizationStudy.load(folder).config["dataset"], []).append(folder)
-    for group in by_dataset.values():
-        print(write(group, args.prefix, args.command, args.matched))
+    matched = dict(item.split("=", 1) for item in args.matched)
+    for dataset, group in by_dataset.items():
+        print(write(group, args.prefix, args.command, Path(matched[dataset]) if dataset in matched else None))
