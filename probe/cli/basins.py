@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..maps.base import LatentMap
 from ..probes.basins import Basins, BasinsConfig, run_basins
-from ..probes.common import model_of, resolution_of
+from ..probes.common import model_of, resolution_of, resolved_config
 from . import flags
 
 __all__ = ["add_parser", "run"]
@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 def run(args, cfg: BasinsConfig, model: LatentMap, out: Path) -> int:
     res = resolution_of(model, cfg.field.resolution)
     settings = {"command": "basins", "model": model_of(model), "images": args.images, "resize": args.resize,
-                "config": flags.resolved_config(cfg, model)}
+                "config": resolved_config(cfg, model)}
     with flags.output_folder(args, out, settings) as folder:
         result = flags.reuse(args, folder, lambda: Basins.load(out))
         if result is None:

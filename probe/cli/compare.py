@@ -58,9 +58,8 @@ def resolve(arg: str, attractors: str | None) -> tuple[str, str | None]:
 
 
 def run(args) -> int:
-    from ..config import asdict
     from ..io import save_text
-    from ..probes.common import model_of
+    from ..probes.common import model_of, resolved_config
     from ..probes.compare import CompareConfig, ComparisonReport, compare
 
     cfg = flags.config_from_args(CompareConfig, args)
@@ -70,7 +69,7 @@ def run(args) -> int:
     map_b = map_a if spec_b == spec_a else flags.load_model(args, spec_b, cfg.field)
     out = flags.resolve_out(args, "compare", spec_a, spec_b)
     settings = {"command": "compare", "models": [model_of(map_a), model_of(map_b)], "attractors": [set_a, set_b],
-                "config": {**asdict(cfg), "field": asdict(cfg.field.resolve(map_a))}}
+                "config": resolved_config(cfg, map_a)}
     with flags.output_folder(args, out, settings) as folder:
         report = flags.reuse(args, folder, lambda: ComparisonReport.load(out / "report"))
         if report is None:

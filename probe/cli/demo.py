@@ -54,8 +54,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import sys
 
-    from ..config import asdict
-    from ..probes.common import model_of
+    from ..probes.common import model_of, resolved_config
     from ..probes.dictionary import DictionaryConfig, run_dictionary
     from ..probes.dictionary_report import DictionaryReport
     from .dictionary import write_outputs
@@ -66,7 +65,7 @@ def run(args) -> int:
     out = flags.resolve_out(args, "demo")
     dcfg = DictionaryConfig(n_images=cfg.n_images, coder=cfg.coder, sweep=cfg.sweep, field=cfg.field)
     settings = {"command": "demo", "model": model_of(m), "datasets": cfg.datasets,
-                "config": {**asdict(dcfg), "field": asdict(cfg.field.resolve(m))}}
+                "config": resolved_config(dcfg, m)}
     resolved = cfg.field.resolve(m)
     flags.note(args, f"model: {m.name} ({m.n_parameters():,} parameters), latent {tuple(m.latent_shape())}, "
                      f"{cfg.field.n_seeds} seeds, tol {resolved.tol:g}, max_steps {resolved.max_steps}")

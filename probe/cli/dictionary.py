@@ -33,9 +33,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..config import asdict
     from ..errors import ConfigError
-    from ..probes.common import model_of
+    from ..probes.common import model_of, resolved_config
     from ..probes.dictionary import DictionaryConfig, run_dictionary
     from ..probes.dictionary_report import DictionaryReport
 
@@ -46,7 +45,7 @@ def run(args) -> int:
     m = flags.load_model(args, args.spec, cfg.field)
     out = flags.resolve_out(args, "dictionary", args.spec)
     settings = {"command": "dictionary", "model": model_of(m), "datasets": datasets, "attractors": args.attractors,
-                "resize": args.resize, "config": {**asdict(cfg), "field": asdict(cfg.field.resolve(m))}}
+                "resize": args.resize, "config": resolved_config(cfg, m)}
     with flags.output_folder(args, out, settings) as folder:
         report = flags.reuse(args, folder, lambda: DictionaryReport.load(out / "report"))
         if report is None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..maps.base import LatentMap
+from ..probes.common import resolved_config
 from ..probes.features import FeatureReport, FeaturesConfig, find_feature_images
 from . import flags
 
@@ -31,7 +32,7 @@ def main(args, cfg: FeaturesConfig, m: LatentMap, out: Path) -> int:
     size = m.image_size or cfg.field.resolution or m.default_resolution()
     images = flags.probe_images(args, cfg, size, m.image_channels if m.image_channels in (1, 3) else None)
     settings = {"command": "features", "spec": args.spec, "images": args.images, "resize": getattr(args, "resize", None),
-                "config": flags.resolved_config(cfg, m)}
+                "config": resolved_config(cfg, m)}
     with flags.output_folder(args, out, settings) as folder:
         if folder.finished:
             report = FeatureReport.load(out)

@@ -30,8 +30,7 @@ from ..errors import ConfigError, ProbeError
 
 __all__ = ["add_config_flags", "add_model_flags", "add_field_flags", "add_data_flags", "add_output_flags",
            "config_from_args", "load_model", "image_options", "resolve_out", "record_command", "emit", "say",
-           "write_report", "flag_of", "given", "note", "output_folder", "add_image_probe_parser", "probe_images",
-           "resolved_config"]
+           "write_report", "flag_of", "given", "note", "output_folder", "add_image_probe_parser", "probe_images"]
 
 FLAG_NAMES = {"n_seeds": "--seeds"}  # "N seeds", as the paper says it
 RESIZE = ("bilinear", "bicubic", "lanczos", "nearest", "none")
@@ -166,11 +165,6 @@ def probe_images(args: argparse.Namespace, cfg: Any, resolution: int, channels: 
 
     return load_images(args.images, split=cfg.split, n=cfg.n_images, seed=cfg.field.seed, resolution=resolution,
                        channels=channels, **image_options(args))
-
-
-def resolved_config(cfg: Any, model: Any) -> dict:
-    """A probe's config as its output folder records it: the field settings resolved for ``model``."""
-    return {**dataclasses.asdict(cfg), "field": dataclasses.asdict(cfg.field.resolve(model))}
 
 
 # -- using them --------------------------------------------------------------------------------

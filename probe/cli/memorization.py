@@ -50,16 +50,15 @@ def run(args) -> int:
 
 
 def _one(args, cfg) -> int:
-    from ..config import asdict
     from ..data import load_images
-    from ..probes.common import model_of
+    from ..probes.common import model_of, resolved_config
     from ..probes.memorization import Memorization, measure
 
     model = flags.load_model(args, args.model, cfg.field)
     out = flags.resolve_out(args, "memorization", args.model)
     mcfg = cfg.measure_config()
     settings = {"command": "memorization", "model": model_of(model), "dataset": cfg.dataset, "n_train": cfg.n_train,
-                "n_test": cfg.n_test, "config": {**asdict(mcfg), "field": asdict(mcfg.field.resolve(model))}}
+                "n_test": cfg.n_test, "config": resolved_config(mcfg, model)}
     with flags.output_folder(args, out, settings) as folder:
         result = flags.reuse(args, folder, lambda: Memorization.load(out))
         if result is None:

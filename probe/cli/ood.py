@@ -51,11 +51,10 @@ def _name(spec: str) -> str:
 
 
 def run(args) -> int:
-    from ..config import asdict
     from ..data import load_images
     from ..errors import ConfigError
     from ..io import save_text
-    from ..probes.common import model_of, resolution_of
+    from ..probes.common import model_of, resolution_of, resolved_config
     from ..probes.ood import OODConfig, OODReport, run_ood
 
     cfg = flags.config_from_args(OODConfig, args)
@@ -74,7 +73,7 @@ def run(args) -> int:
     out = flags.resolve_out(args, "ood", args.spec)
     settings = {"command": "ood", "model": model_of(m), "train": args.train, "test_in": args.test_in,
                 "test_out": outs, "reference": args.reference, "resize": args.resize,
-                "config": {**asdict(cfg), "field": asdict(cfg.field.replace(resolution=res).resolve(m))}}
+                "config": resolved_config(cfg, m, cfg.field.replace(resolution=res))}
     say = flags.say(args)
 
     def images(spec: str, split: str, n: int):

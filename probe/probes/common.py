@@ -72,6 +72,14 @@ def model_of(map) -> dict:
     return model_fingerprint(map) or {}
 
 
+def resolved_config(cfg: Any, map, field: Any = None) -> dict:
+    """A probe's config as its results record it: its field settings (``field``, else ``cfg.field``)
+    resolved against ``map``'s family defaults."""
+    from ..config import asdict
+
+    return {**asdict(cfg), "field": asdict((field or cfg.field).resolve(map))}
+
+
 def check_same_model(aset: Any, map, *, allow: bool = False, what: str = "attractor set") -> str | None:
     """Refuse a set made by another model (one line) unless ``allow``; then say whose it is.
 

@@ -22,12 +22,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import asdict, field
+from ..config import field
 from ..errors import ConfigError, ProbeError
 from ..field.config import FieldConfig
 from ..maps.base import LatentMap
 from ..result import Result
-from .common import as_float_images, decode_latents, encode_images, model_of, nest_field, search_or_reuse
+from .common import (
+    as_float_images,
+    decode_latents,
+    encode_images,
+    model_of,
+    nest_field,
+    resolved_config,
+    search_or_reuse,
+)
 
 __all__ = ["MeasureConfig", "Memorization", "measure", "count_attractors", "max_cosine", "memorization_coefficient",
            "generalization_rank", "chamfer_similarity", "SOURCES"]
@@ -173,7 +181,7 @@ def measure(map: LatentMap, train_images, test_images, cfg: MeasureConfig = Meas
     facts["chamfer"] = {"train_noise": chamfer_similarity(decoded["train"], decoded["noise"]),
                         "test_noise": chamfer_similarity(decoded["test"], decoded["noise"]),
                         "space": "decoded images, cosine"}
-    return Memorization({**asdict(cfg), "field": asdict(cfg.field.resolve(map))}, model_of(map), facts)
+    return Memorization(resolved_config(cfg, map), model_of(map), facts)
 
 
 def count_attractors(map: LatentMap, cfg: MeasureConfig, n_seeds: int, *, out: str | Path | None = None) -> dict:

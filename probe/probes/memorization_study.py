@@ -21,7 +21,7 @@ from ..errors import ConfigError, ProbeError
 from ..field.config import FieldConfig
 from ..io import load_json, save_figure, save_json, save_text
 from ..result import Result
-from .common import nest_field
+from .common import nest_field, resolved_config
 from .memorization import SOURCES, MeasureConfig, Memorization, count_attractors, measure
 
 __all__ = ["MemorizationConfig", "MemorizationStudy", "run_study", "plot_study"]
@@ -158,7 +158,7 @@ def run_study(cfg: MemorizationConfig, out: str | Path, log: Callable[[str], Non
         counts = _counts(run, cfg, mcfg, folder / "counts.json", log)
         mpath = folder / "memorization"
         saved = Memorization.load(mpath) if (mpath / "meta.json").is_file() else None
-        want = {**asdict(mcfg), "field": asdict(mcfg.field.resolve(model))}
+        want = resolved_config(mcfg, model)
         if saved is None or _results_part(saved.config) != _results_part(want) \
                 or saved.facts.get("epochs") != run.epochs_done:
             saved = measure(model, train_set, test_set, mcfg, out=folder / f"search_e{run.epochs_done:04d}",
