@@ -143,6 +143,8 @@ class OutputFolder:
         if state is None:
             return
         if state["settings"] != self.settings:
+            if not state.get("finished") and not self._work_in(where):
+                return  # a run that stopped before it computed anything (a bad input): nothing to lose
             diff = _differences(state["settings"], self.settings)
             raise ProbeError(f"{where} holds a result made with other settings ({diff}); "
                              f"pass --overwrite to replace it (the old one stays until the new one is complete) "
@@ -165,6 +167,11 @@ class OutputFolder:
             self._made_staging = not self.staging.exists()
             _make(self.staging, f"cannot stage the new result of {self.target} in {{}}")
             self._lock(self.staging)
+
+    @staticmethod
+    def _work_in(folder: Path) -> bool:
+        """Whether ``folder`` holds anything besides its settings, lock and temporary files."""
+        return any(n not in (SETTINGS, LOCK) and not _TMP.match(n) for n in os.listdir(folder))
 
     def _read(self, folder: Path) -> dict | None:
         """``settings.json`` of ``folder``; None for an empty folder; foreign files are refused."""

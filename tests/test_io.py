@@ -138,6 +138,15 @@ def test_other_settings_are_refused_naming_overwrite(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_a_run_that_stopped_before_any_work_does_not_block_other_settings(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ProbeError), OutputFolder(out, S):
+        raise ProbeError("no such .npz file")  # a bad input, found before anything was computed
+    with OutputFolder(out, {"config": {"n_seeds": 4096}}) as f:
+        assert not f.finished and not f.resumed
+    assert json.loads((out / "settings.json").read_text())["settings"]["config"]["n_seeds"] == 4096
+
+
 def test_overwrite_replaces_only_when_complete(tmp_path):
     out = tmp_path / "o"
     with OutputFolder(out, S) as f:
